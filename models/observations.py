@@ -1,0 +1,136 @@
+"""What the verification probes observe around a fault: goal runs, pollers, replicas, canaries.
+
+Each probe is an activity taking one of the `...Input` envelopes and returning one model.
+The verdict is computed from these by `models.report.judge_fault`, a pure function.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from models.base import Frozen
+from models.faults import PodTarget
+from models.kafka import KafkaPositions
+from models.ledger import ReplicaSet
+from models.scenario import AbortConditions, Verification
+
+
+class ProbeContext(Frozen):
+    """What every probe needs to know: whose fault, which system, which limits."""
+
+    run_id: str
+    fault_id: str
+    verification: Verification
+    target: PodTarget = Field(description="The fault's target; replicas are read through it.")
+    abort: AbortConditions = Field(default_factory=AbortConditions)
+
+
+class GoalRunMark(Frozen):
+    """A goal run in flight when a fault began, and how far its history had got."""
+
+    workflow_id: str
+    run_id: str
+    history_length: int
+
+
+class Baseline(Frozen):
+    """The steady state before a fault: what must survive it."""
+
+    taken_at: datetime
+    goal_runs: list[GoalRunMark] = Field(default_factory=list)
+    truncated: bool = Field(False, description="More goal runs were in flight than followed.")
+    pollers: int = 0
+    replicas: ReplicaSet = Field(default_factory=ReplicaSet)
+    kafka: KafkaPositions | None = None
+    canary_ids: list[str] = Field(default_factory=list, description="Canaries started now.")
+    problems: list[str] = Field(default_factory=list, description="Why it is not steady.")
+
+    @property
+    def steady(self) -> bool:
+        """True when nothing was wrong before the fault."""
+        return not self.problems
+
+
+class HoldProbeInput(Frozen):
+    """A periodic check while a fault holds."""
+
+    context: ProbeContext
+    baseline: Baseline
+    injected_at: datetime
+    no_pollers_since: datetime | None = Field(
+        None, description="Carried from the last probe: when pollers were last seen missing."
+    )
+
+
+class HoldProbe(Frozen):
+    """What one check during the hold saw; `breach` names a crossed abort condition."""
+
+    at: datetime
+    canary_starts_ok: int = 0
+    canary_starts_failed: int = 0
+    canary_ids: list[str] = Field(default_factory=list)
+    failed_goal_runs: list[str] = Field(default_factory=list)
+    pollers: int = 0
+    no_pollers_since: datetime | None = None
+    breach: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class RecoveryInput(Frozen):
+    """Wait, after the fault was recovered, for the system to come back by itself."""
+
+    context: ProbeContext
+    baseline: Baseline
+    recovered_at: datetime
+    injected_at: datetime
+
+
+class RecoveryCheck(Frozen):
+    """Whether, and how fast, the system came back with no manual action."""
+
+    recovered: bool
+    time_to_recovery_s: float | None = Field(
+        None, description="From the end of the fault until pollers, replicas and a canary are back."
+    )
+    pollers: int = 0
+    replicas: ReplicaSet = Field(default_factory=ReplicaSet)
+    canary_completed: bool | None = None
+    problems: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+    breach: str | None = None
+
+
+class GoalRunsInput(Frozen):
+    """Check that every goal run in flight at the fault, and every canary, survived it."""
+
+    context: ProbeContext
+    baseline: Baseline
+    canary_ids: list[str] = Field(default_factory=list)
+    injected_at: datetime
+    deadline: datetime
+
+
+class GoalRunLoss(Frozen):
+    """A goal run that did not survive: failed, timed out, terminated, stalled, wrong result."""
+
+    workflow_id: str
+    status: str
+    reason: str
+
+
+class GoalRunsCheck(Frozen):
+    """The fate of the goal runs that were in flight, and of the canaries."""
+
+    checked: int = 0
+    completed: int = 0
+    progressing: int = 0
+    losses: list[GoalRunLoss] = Field(default_factory=list)
+    canaries_ok: int = 0
+    canaries_started: int = 0
+    activity_failures: int = 0
+    activity_timeouts: int = 0
+    activity_retries: int = 0
+    oom_kills: int = 0
+    replica_restarts: int = 0

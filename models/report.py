@@ -1,0 +1,283 @@
+"""The verdict of a chaos run, per success criterion, per fault and for the run.
+
+`judge_fault` and `judge_run` are pure functions of the observations: the same evidence always
+gives the same verdict, and a person can read why in each criterion's summary and findings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from models.base import Frozen
+from models.faults import ExpectedBehavior, Symptom
+from models.kafka import KafkaOrderReport
+from models.ledger import FaultRecord, TargetPreview
+from models.observations import Baseline, GoalRunsCheck, HoldProbe, RecoveryCheck
+
+
+class Verdict(StrEnum):
+    """The outcome of a criterion, a fault, a step or a run."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    ABORTED = "aborted"
+    NOT_RUN = "not-run"
+    DRY_RUN = "dry-run"
+
+
+class Criterion(StrEnum):
+    """The seed's four success criteria."""
+
+    NO_DATA_LOSS = "no-data-loss"
+    AUTOMATIC_RECOVERY = "automatic-recovery"
+    EVENT_ORDERING = "event-ordering"
+    GRACEFUL_DEGRADATION = "graceful-degradation"
+
+
+class CriterionResult(Frozen):
+    """One criterion's verdict for one fault, with the evidence behind it."""
+
+    criterion: Criterion
+    verdict: Verdict
+    summary: str
+    findings: list[str] = Field(default_factory=list, description="What went wrong, by name.")
+    evidence: list[str] = Field(default_factory=list, description="What was measured.")
+
+
+class FaultObservations(Frozen):
+    """Everything the probes saw around one fault: the input of `judge_fault`."""
+
+    record: FaultRecord
+    expected: ExpectedBehavior
+    in_effect: bool = False
+    baseline: Baseline | None = None
+    probes: list[HoldProbe] = Field(default_factory=list)
+    recovery: RecoveryCheck | None = None
+    goal_runs: GoalRunsCheck | None = None
+    kafka: KafkaOrderReport | None = None
+    kafka_expected: bool = True
+    exactly_once: bool = False
+    aborted: str | None = None
+    error: str | None = None
+
+
+class FaultReport(Frozen):
+    """One fault's verdict, criteria, time to recovery and ledger row."""
+
+    fault_id: str
+    label: str
+    action: str
+    expected: str
+    verdict: Verdict
+    reason: str = ""
+    criteria: list[CriterionResult] = Field(default_factory=list)
+    time_to_recovery_s: float | None = None
+    record: FaultRecord | None = None
+    preview: TargetPreview | None = None
+
+
+class StepReport(Frozen):
+    """One step's faults, or its pause."""
+
+    index: int
+    label: str
+    verdict: Verdict
+    faults: list[FaultReport] = Field(default_factory=list)
+
+
+class ScenarioReport(Frozen):
+    """The result of `ChaosScenarioWorkflow`: the verdict and why."""
+
+    scenario: str
+    workflow_id: str
+    backend: str
+    dry_run: bool = False
+    started_at: datetime
+    ended_at: datetime
+    verdict: Verdict
+    reason: str = ""
+    criteria: list[CriterionResult] = Field(default_factory=list)
+    steps: list[StepReport] = Field(default_factory=list)
+    ledger: list[FaultRecord] = Field(default_factory=list)
+    score_pct: float = Field(0.0, ge=0, le=100, description="Share of criteria checks passed.")
+
+    def faults(self) -> list[FaultReport]:
+        """Every fault report, in order."""
+        return [fault for step in self.steps for fault in step.faults]
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    """Combine verdicts: aborted > fail > inconclusive > pass; nothing counted is not-run."""
+    counted = [v for v in verdicts if v not in (Verdict.NOT_RUN, Verdict.DRY_RUN)]
+    for verdict in (Verdict.ABORTED, Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS):
+        if verdict in counted:
+            return verdict
+    return Verdict.DRY_RUN if Verdict.DRY_RUN in verdicts else Verdict.NOT_RUN
+
+
+def _no_data_loss(obs: FaultObservations) -> CriterionResult:
+    runs = obs.goal_runs
+    if runs is None:
+        return CriterionResult(
+            criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.INCONCLUSIVE,
+            summary="goal runs were not checked",
+        )  # fmt: skip
+    evidence = [
+        f"{runs.checked} goal runs in flight at injection: {runs.completed} completed, "
+        f"{runs.progressing} still running and progressing",
+        f"canaries: {runs.canaries_ok}/{runs.canaries_started} completed with the expected result",
+    ]
+    if runs.losses:
+        return CriterionResult(
+            criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.FAIL,
+            summary=f"{len(runs.losses)} goal run(s) lost",
+            findings=[f"{x.workflow_id}: {x.status}: {x.reason}" for x in runs.losses],
+            evidence=evidence,
+        )  # fmt: skip
+    return CriterionResult(
+        criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.PASS,
+        summary="every goal run in flight completed or kept progressing", evidence=evidence,
+    )  # fmt: skip
+
+
+def _automatic_recovery(obs: FaultObservations) -> CriterionResult:
+    rec = obs.recovery
+    if rec is None:
+        return CriterionResult(
+            criterion=Criterion.AUTOMATIC_RECOVERY, verdict=Verdict.INCONCLUSIVE,
+            summary="recovery was not checked",
+        )  # fmt: skip
+    findings = list(rec.problems)
+    lag = obs.kafka.lag if obs.kafka else None
+    evidence = list(rec.evidence)
+    if lag is not None:
+        evidence.append(
+            f"consumer lag: baseline {lag.baseline_lag}, peak {lag.peak_lag}, final {lag.final_lag}"
+        )
+        if not lag.drained:
+            findings.append(f"consumer lag did not drain: {lag.final_lag} messages behind")
+    if not rec.recovered or findings:
+        return CriterionResult(
+            criterion=Criterion.AUTOMATIC_RECOVERY, verdict=Verdict.FAIL,
+            summary="the system did not recover by itself", findings=findings, evidence=evidence,
+        )  # fmt: skip
+    ttr = f"{rec.time_to_recovery_s:.1f}s" if rec.time_to_recovery_s is not None else "n/a"
+    return CriterionResult(
+        criterion=Criterion.AUTOMATIC_RECOVERY, verdict=Verdict.PASS,
+        summary=f"recovered with no manual action in {ttr}", evidence=evidence,
+    )  # fmt: skip
+
+
+def _event_ordering(obs: FaultObservations) -> CriterionResult:
+    report = obs.kafka
+    if report is None:
+        verdict = Verdict.INCONCLUSIVE if obs.kafka_expected else Verdict.NOT_RUN
+        return CriterionResult(
+            criterion=Criterion.EVENT_ORDERING, verdict=verdict,
+            summary="Kafka events were not checked",
+        )  # fmt: skip
+    findings = [f"{v.key}: {v.previous} then {v.event} ({v.reason})" for v in report.violations]
+    findings += [f"{gap}: no terminal event by the deadline" for gap in report.gaps]
+    if obs.exactly_once and report.duplicates:
+        findings.append(f"{report.duplicates} duplicate event(s): {report.duplicate_examples[:5]}")
+    evidence = [
+        f"{report.events_read} events over {report.keys} keys read",
+        f"{report.duplicates} duplicate(s) by eventId (at-least-once)",
+    ]
+    if findings:
+        return CriterionResult(
+            criterion=Criterion.EVENT_ORDERING, verdict=Verdict.FAIL,
+            summary=f"{len(findings)} ordering problem(s)", findings=findings, evidence=evidence,
+        )  # fmt: skip
+    return CriterionResult(
+        criterion=Criterion.EVENT_ORDERING, verdict=Verdict.PASS,
+        summary="every key's events kept their lifecycle order", evidence=evidence,
+    )  # fmt: skip
+
+
+def _observed_symptoms(obs: FaultObservations) -> dict[Symptom, int]:
+    runs = obs.goal_runs
+    if runs is None:
+        return {}
+    return {
+        Symptom.ACTIVITY_RETRIES: runs.activity_retries,
+        Symptom.ACTIVITY_TIMEOUTS: runs.activity_timeouts,
+        Symptom.OOM_KILL: runs.oom_kills,
+        Symptom.REPLICA_RESTART: runs.replica_restarts,
+    }
+
+
+def _graceful_degradation(obs: FaultObservations) -> CriterionResult:
+    ok = sum(p.canary_starts_ok for p in obs.probes)
+    failed = sum(p.canary_starts_failed for p in obs.probes)
+    evidence = [f"goal run starts during the fault: {ok} ok, {failed} failed"]
+    findings = []
+    if failed:
+        findings.append(f"{failed} of {ok + failed} goal run starts failed: service unavailable")
+    symptoms = _observed_symptoms(obs)
+    for symptom, count in symptoms.items():
+        if count:
+            evidence.append(f"{symptom.value}: {count}")
+            if symptom not in obs.expected.tolerated:
+                findings.append(f"unexpected {symptom.value} ({count}) for this chaos type")
+    if not obs.probes:
+        return CriterionResult(
+            criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.INCONCLUSIVE,
+            summary="no check ran during the fault", findings=findings, evidence=evidence,
+        )  # fmt: skip
+    if findings:
+        return CriterionResult(
+            criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.FAIL,
+            summary="the system did not degrade gracefully", findings=findings, evidence=evidence,
+        )  # fmt: skip
+    return CriterionResult(
+        criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.PASS,
+        summary="the system stayed available while the fault held", evidence=evidence,
+    )  # fmt: skip
+
+
+def judge_fault(obs: FaultObservations) -> FaultReport:
+    """The verdict for one fault: criteria from the evidence, then the fact check."""
+    criteria = [
+        _no_data_loss(obs), _automatic_recovery(obs),
+        _event_ordering(obs), _graceful_degradation(obs),
+    ]  # fmt: skip
+    verdict = worst([c.verdict for c in criteria])
+    reason = "; ".join(f"{c.criterion.value}: {c.summary}" for c in criteria if c.verdict == verdict)
+    if obs.error:
+        verdict, reason = Verdict.FAIL, obs.error
+    elif obs.aborted:
+        verdict, reason = Verdict.ABORTED, obs.aborted
+    elif not obs.in_effect:
+        # A fault that never took hold tested nothing: never a pass.
+        verdict, reason = Verdict.INCONCLUSIVE, "the fault never took effect"
+    return FaultReport(
+        fault_id=obs.record.fault_id, label=obs.record.label, action=obs.record.action,
+        expected=obs.expected.summary, verdict=verdict, reason=reason, criteria=criteria,
+        time_to_recovery_s=obs.recovery.time_to_recovery_s if obs.recovery else None,
+        record=obs.record,
+    )  # fmt: skip
+
+
+def judge_run(steps: list[StepReport]) -> tuple[Verdict, list[CriterionResult], float]:
+    """The run's verdict, one result per criterion over all faults, and the score (0-100)."""
+    faults = [f for s in steps for f in s.faults]
+    per_criterion = []
+    for criterion in Criterion:
+        results = [c for f in faults for c in f.criteria if c.criterion is criterion]
+        verdict = worst([r.verdict for r in results])
+        failing = [f"{f.label}: {x}" for f in faults for c in f.criteria
+                   if c.criterion is criterion for x in c.findings]  # fmt: skip
+        passed = sum(1 for r in results if r.verdict is Verdict.PASS)
+        per_criterion.append(CriterionResult(
+            criterion=criterion, verdict=verdict,
+            summary=f"{passed}/{len(results)} fault(s) pass", findings=failing,
+        ))  # fmt: skip
+    checks = [c for f in faults for c in f.criteria if c.verdict is not Verdict.NOT_RUN]
+    score = 100.0 * sum(1 for c in checks if c.verdict is Verdict.PASS) / len(checks) if checks else 0
+    verdict = worst([s.verdict for s in steps])
+    return verdict, per_criterion, min(100.0, score)

@@ -1,0 +1,41 @@
+"""Envelopes of the orchestration itself: a resolved scenario, a fault run, the run status."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from models.base import Frozen
+from models.ledger import FaultRecord, FaultRequest
+from models.observations import ProbeContext
+from models.scenario import Scenario
+
+
+class ResolvedScenario(Frozen):
+    """A scenario ready to run: built-in name looked up, caps applied, safety checked."""
+
+    scenario: Scenario
+    backend: str = Field(description="The fault backend of the worker that will run it.")
+    allowed_namespaces: list[str] = Field(default_factory=list)
+
+
+class FaultRunInput(Frozen):
+    """The input of one `ChaosFaultWorkflow`: the fault, and how to check the system."""
+
+    request: FaultRequest
+    context: ProbeContext
+    parent_workflow_id: str | None = Field(None, description="Told of every ledger change.")
+
+
+class RunStatus(Frozen):
+    """What the `status` query answers while a run is in progress."""
+
+    scenario: str
+    phase: str
+    step: int | None = None
+    step_label: str | None = None
+    running_faults: list[str] = Field(default_factory=list)
+    time_left_s: float | None = Field(None, description="Until the longest running fault ends.")
+    paused: bool = False
+    abort_reason: str | None = None
+    ledger: list[FaultRecord] = Field(default_factory=list)
+    findings: list[str] = Field(default_factory=list)

@@ -1,0 +1,289 @@
+"""ChaosFaultWorkflow: one fault, from steady state through injection and hold to its verdict.
+
+Phases: steady-state check -> inject -> confirm in effect -> hold (periodic probes) ->
+recover (always, in `finally`) -> confirm recovery -> verify -> judge. Deterministic: every
+side effect is an activity; time comes from `workflow.now()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities import names
+    from models.faults import FaultSpec
+    from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions
+    from models.ledger import FaultRecord, FaultRequest, FaultStatus, Injection, Recovery
+    from models.observations import (
+        Baseline,
+        GoalRunsCheck,
+        GoalRunsInput,
+        HoldProbe,
+        HoldProbeInput,
+        ProbeContext,
+        RecoveryCheck,
+        RecoveryInput,
+    )
+    from models.report import FaultObservations, FaultReport, Verdict, judge_fault
+    from models.run import FaultRunInput
+    from models.scenario import Verification
+    from workflows import policies, visibility
+
+LEDGER_SIGNAL = "fault_recorded"
+T = TypeVar("T")
+#: Time the backend grants beyond the hold for our own recovery before it ends the fault.
+EXPIRY_SLACK = timedelta(seconds=15)
+
+
+def _failure_text(error: BaseException) -> str:
+    """The innermost message of an activity or application failure."""
+    cause: BaseException | None = error
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(cause)
+
+
+@workflow.defn(name="ChaosFaultWorkflow", failure_exception_types=[ValidationError])
+class FaultWorkflow:
+    """Injects one fault, holds it, always recovers it, and judges the system under test."""
+
+    def __init__(self) -> None:
+        self._phase = "starting"
+        self._record: FaultRecord | None = None
+        self._abort_reason: str | None = None
+        self._probes: list[HoldProbe] = []
+
+    @workflow.signal(name="abort")
+    def abort(self, reason: str) -> None:
+        """End the hold now and recover (sent by the parent when the run aborts)."""
+        self._abort_reason = self._abort_reason or reason
+
+    @workflow.query(name="record")
+    def record(self) -> FaultRecord | None:
+        """This fault's ledger row."""
+        return self._record
+
+    @workflow.query(name="phase")
+    def phase(self) -> str:
+        """The current phase."""
+        return self._phase
+
+    @workflow.run
+    async def run(self, run: FaultRunInput) -> FaultReport:
+        request, fault = run.request, run.request.fault
+        self._record = FaultRecord(
+            fault_id=request.fault_id, step=request.step, label=fault.label,
+            action=fault.action, target=fault.target.describe(), expires_at=request.expires_at,
+        )  # fmt: skip
+        workflow.upsert_search_attributes([visibility.FAULT.value_set(fault.label)])
+        ctx = run.context
+        obs: dict[str, object] = {"kafka_expected": ctx.verification.kafka is not None}
+
+        await self._set_phase("steady-state")
+        baseline = await self._probe(names.CHECK_STEADY_STATE, ctx, Baseline, ctx.verification)
+        if not baseline.steady:
+            await self._set_phase("done")
+            return FaultReport(
+                fault_id=request.fault_id, label=fault.label, action=fault.action,
+                expected=fault.expected.summary, verdict=Verdict.INCONCLUSIVE,
+                reason="the system was not steady before the fault: "
+                + "; ".join(baseline.problems),
+                record=self._record,
+            )  # fmt: skip
+        kafka_start = await self._kafka_positions(ctx)
+        # The expiry counts from now, not from when the run was planned: the backend ends the
+        # fault by itself then, even if this workflow is gone.
+        request = request.model_copy(
+            update={"expires_at": workflow.now() + fault.duration + EXPIRY_SLACK}
+        )
+        run = run.model_copy(update={"request": request})
+
+        body = asyncio.create_task(self._inject_and_hold(run, baseline))
+        try:
+            await workflow.wait_condition(lambda: body.done() or self._abort_reason is not None)
+        finally:
+            if not body.done():
+                # Waits for the injection's own cancellation, so recovery never overtakes it.
+                body.cancel()
+                await asyncio.wait([body])
+            recovered_at = await self._recover(request)
+        if body.exception() is not None and not isinstance(body.exception(), asyncio.CancelledError):
+            obs["error"] = f"injection failed: {_failure_text(body.exception())}"
+            obs["in_effect"] = False
+        elif not body.cancelled():
+            obs["in_effect"] = body.result()
+
+        injected_at = self._record.injected_at or workflow.now()
+        await self._set_phase("confirm-recovery")
+        recovery = await self._probe(
+            names.AWAIT_RECOVERY,
+            RecoveryInput(
+                context=ctx, baseline=baseline, recovered_at=recovered_at, injected_at=injected_at
+            ),
+            RecoveryCheck, ctx.verification,
+        )  # fmt: skip
+        if recovery.breach:
+            self._abort_reason = self._abort_reason or recovery.breach
+
+        await self._set_phase("verify")
+        deadline = workflow.now() + ctx.verification.settle
+        canaries = [cid for p in self._probes for cid in p.canary_ids] + baseline.canary_ids
+        goal_runs = await self._probe(
+            names.CHECK_GOAL_RUNS,
+            GoalRunsInput(
+                context=ctx, baseline=baseline, canary_ids=canaries,
+                injected_at=injected_at, deadline=deadline,
+            ),
+            GoalRunsCheck, ctx.verification,
+        )  # fmt: skip
+        kafka = None
+        if ctx.verification.kafka is not None and kafka_start is not None:
+            kafka = await self._probe(
+                names.CHECK_KAFKA_EVENTS,
+                KafkaCheckInput(kafka=ctx.verification.kafka, start=kafka_start, deadline=deadline),
+                KafkaOrderReport, ctx.verification,
+            )  # fmt: skip
+        await self._set_phase("done")
+        return judge_fault(
+            FaultObservations(
+                record=self._record, expected=fault.expected, baseline=baseline,
+                probes=self._probes, recovery=recovery, goal_runs=goal_runs, kafka=kafka,
+                exactly_once=bool(ctx.verification.kafka and ctx.verification.kafka.exactly_once),
+                aborted=self._abort_reason, **obs,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
+
+    async def _inject_and_hold(self, run: FaultRunInput, baseline: Baseline) -> bool:
+        """Inject, confirm, hold until the duration ends; True when the fault took effect."""
+        request, fault = run.request, run.request.fault
+        await self._set_phase("inject")
+        injection = await workflow.execute_activity(
+            names.INJECT_FAULT, request, result_type=Injection,
+            start_to_close_timeout=policies.INJECT_TIMEOUT, retry_policy=policies.INJECT_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"inject {fault.action} into {fault.target.describe()}",
+        )  # fmt: skip
+        injected_at = workflow.now()
+        await self._update_record(
+            status=FaultStatus.INJECTED, injected_at=injected_at,
+            targets=injection.targets, evidence=injection.evidence,
+        )  # fmt: skip
+        hold_until = injected_at + fault.duration
+        in_effect = await self._confirm(request, fault, hold_until)
+
+        await self._set_phase("hold")
+        no_pollers_since: datetime | None = None
+        while (left := hold_until - workflow.now()) > timedelta(0):
+            await workflow.sleep(
+                min(left, run.context.verification.probe_interval), summary="hold the fault"
+            )
+            if workflow.now() >= hold_until:
+                break
+            probe = await self._probe(
+                names.PROBE_HOLD,
+                HoldProbeInput(
+                    context=run.context, baseline=baseline, injected_at=injected_at,
+                    no_pollers_since=no_pollers_since,
+                ),
+                HoldProbe, run.context.verification,
+            )  # fmt: skip
+            self._probes.append(probe)
+            no_pollers_since = probe.no_pollers_since
+            if probe.breach:
+                self._abort_reason = probe.breach
+                break
+        return in_effect
+
+    async def _confirm(self, request: FaultRequest, fault: FaultSpec, until: datetime) -> bool:
+        """Poll the backend until the fault is seen in effect, at most until the hold ends."""
+        await self._set_phase("confirm")
+        window = max(until - workflow.now(), timedelta(seconds=5))
+        try:
+            effect = await workflow.execute_activity(
+                names.CONFIRM_FAULT, request, result_type=Injection,
+                start_to_close_timeout=policies.CONFIRM_TIMEOUT,
+                schedule_to_close_timeout=window, retry_policy=policies.CONFIRM_RETRY,
+                summary=f"confirm {fault.action} took effect",
+            )  # fmt: skip
+        except ActivityError as err:
+            await self._update_record(evidence=[f"never confirmed: {_failure_text(err)}"])
+            return False
+        record = self._record
+        assert record is not None
+        await self._update_record(
+            evidence=record.evidence + effect.evidence,
+            targets=effect.targets or record.targets,
+        )  # fmt: skip
+        return effect.in_effect
+
+    async def _recover(self, request: FaultRequest) -> datetime:
+        """Recover the fault whatever happened before; idempotent in the backend."""
+        await self._set_phase("recover")
+        try:
+            recovery = await workflow.execute_activity(
+                names.RECOVER_FAULT, request, result_type=Recovery,
+                start_to_close_timeout=policies.RECOVER_TIMEOUT,
+                retry_policy=policies.RECOVER_RETRY,
+                summary=f"recover {request.fault.action}",
+            )  # fmt: skip
+        except ActivityError as err:
+            await self._update_record(status=FaultStatus.RECOVERY_FAILED)
+            raise ApplicationError(
+                f"recovery of {request.fault_id} failed: {_failure_text(err)}",
+                type="RecoveryFailed", non_retryable=True,
+            ) from err  # fmt: skip
+        record = self._record
+        assert record is not None
+        status = FaultStatus.RECOVERED if record.injected_at else FaultStatus.NOT_INJECTED
+        now = workflow.now()
+        await self._update_record(
+            status=status, recovered_at=now, evidence=record.evidence + recovery.evidence
+        )
+        return now
+
+    async def _kafka_positions(self, ctx: ProbeContext) -> KafkaPositions | None:
+        if ctx.verification.kafka is None:
+            return None
+        return await workflow.execute_activity(
+            names.READ_KAFKA_POSITIONS, ctx.verification.kafka, result_type=KafkaPositions,
+            start_to_close_timeout=policies.QUICK, retry_policy=policies.PROBE_RETRY,
+            summary="read Kafka offsets and lag",
+        )  # fmt: skip
+
+    async def _probe(
+        self, name: str, arg: object, result_type: type[T], verification: Verification
+    ) -> T:
+        """Run a verification activity: heartbeating, bounded by the settle window."""
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type,
+            start_to_close_timeout=verification.settle + timedelta(minutes=1),
+            heartbeat_timeout=policies.PROBE_HEARTBEAT, retry_policy=policies.PROBE_RETRY,
+            summary=name.replace("_", " "),
+        )  # fmt: skip
+
+    async def _set_phase(self, phase: str) -> None:
+        self._phase = phase
+        workflow.upsert_search_attributes([visibility.PHASE.value_set(phase)])
+
+    async def _update_record(self, **changes: object) -> None:
+        """Change this fault's ledger row and tell the parent run, which keeps the ledger."""
+        assert self._record is not None
+        self._record = self._record.model_copy(update=changes)
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                LEDGER_SIGNAL, self._record
+            )
+        except ApplicationError:
+            workflow.logger.warning("parent gone; ledger row kept in this run only")
+
