@@ -8,6 +8,7 @@ side effect is an activity; time comes from `workflow.now()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -60,6 +61,11 @@ class FaultWorkflow:
         self._record: FaultRecord | None = None
         self._abort_reason: str | None = None
         self._probes: list[HoldProbe] = []
+        self._cancelled = False
+
+    def _stopping(self) -> bool:
+        """True once the hold must end early: an abort, or this run being cancelled."""
+        return self._cancelled or self._abort_reason is not None
 
     @workflow.signal(name="abort")
     def abort(self, reason: str) -> None:
@@ -112,6 +118,8 @@ class FaultWorkflow:
         finally:
             if not body.done():
                 # Waits for the injection's own cancellation, so recovery never overtakes it.
+                # The flag covers a cancel that lands on an await which cannot be cancelled.
+                self._cancelled = True
                 body.cancel()
                 await asyncio.wait([body])
             recovered_at = await self._recover(request)
@@ -178,14 +186,20 @@ class FaultWorkflow:
         )  # fmt: skip
         hold_until = injected_at + fault.duration
         in_effect = await self._confirm(request, fault, hold_until)
+        if self._stopping():
+            return in_effect
 
         await self._set_phase("hold")
         no_pollers_since: datetime | None = None
-        while (left := hold_until - workflow.now()) > timedelta(0):
-            await workflow.sleep(
-                min(left, run.context.verification.probe_interval), summary="hold the fault"
-            )
-            if workflow.now() >= hold_until:
+        interval = run.context.verification.probe_interval
+        while not self._stopping() and (left := hold_until - workflow.now()) > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    # The first probe comes halfway at the latest, so every fault gets one.
+                    self._stopping, timeout=min(left if self._probes else left / 2, interval),
+                    timeout_summary="hold the fault",
+                )  # fmt: skip
+            if self._stopping() or (self._probes and workflow.now() >= hold_until):
                 break
             probe = await self._probe(
                 names.PROBE_HOLD,
@@ -199,7 +213,6 @@ class FaultWorkflow:
             no_pollers_since = probe.no_pollers_since
             if probe.breach:
                 self._abort_reason = probe.breach
-                break
         return in_effect
 
     async def _confirm(self, request: FaultRequest, fault: FaultSpec, until: datetime) -> bool:

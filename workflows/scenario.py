@@ -9,6 +9,7 @@ ledger (children signal every change) and answers the `status` query.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from datetime import timedelta
 
@@ -199,7 +200,9 @@ class ChaosScenarioWorkflow:
     ) -> StepReport:
         if step.pause is not None:
             await self._set_phase(f"step {index}: pause")
-            await workflow.wait_condition(lambda: bool(self._abort_reason), timeout=step.pause)
+            # A pause ends early on abort; its normal end is the timeout.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: bool(self._abort_reason), timeout=step.pause)
             return StepReport(index=index, label=step.label, verdict=Verdict.PASS)
         await self._set_phase(f"step {index}: {step.label}")
         requests = [self._request(index, fault, resolved) for fault in step.faults]

@@ -1,0 +1,63 @@
+"""Deployment settings of the chaos worker and the CLI, from the environment and flags.
+
+Only `worker.py` and `starter.py` read them; workflows get what they need in their input.
+Temporal's own variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+TEMPORAL_TLS_*) are honoured, so the `temporal` CLI and this tool agree on where to go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the chaos worker runs, which backend injects faults, and what it may touch."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAOS_", extra="ignore", populate_by_name=True)
+
+    temporal_address: str = Field(
+        "localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS", "CHAOS_TEMPORAL_ADDRESS"),
+        description="Temporal frontend host:port.",
+    )  # fmt: skip
+    temporal_namespace: str = Field(
+        "default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "CHAOS_TEMPORAL_NAMESPACE"),
+        description="Temporal namespace of the chaos runs.",
+    )  # fmt: skip
+    temporal_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("TEMPORAL_API_KEY", "CHAOS_TEMPORAL_API_KEY"),
+        description="API key (Temporal Cloud); implies TLS.",
+    )  # fmt: skip
+    temporal_tls_cert: Path | None = Field(
+        None, validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_CERT_PATH", "CHAOS_TLS_CERT"),
+        description="Client certificate (mTLS).",
+    )  # fmt: skip
+    temporal_tls_key: Path | None = Field(
+        None, validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_KEY_PATH", "CHAOS_TLS_KEY"),
+        description="Client key (mTLS).",
+    )  # fmt: skip
+    temporal_tls_ca: Path | None = Field(
+        None, validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "CHAOS_TLS_CA"),
+        description="CA bundle of the server.",
+    )  # fmt: skip
+    task_queue: str = Field("bytebot-chaos", description="Task queue of the chaos worker.")
+    backend: Literal["local", "chaos-mesh"] = Field("local", description="Fault backend.")
+    allowed_namespaces: list[str] = Field(
+        default_factory=lambda: ["bytebot"], description="Namespaces faults may target."
+    )
+    max_targets: int = Field(10, ge=1, description="Blast radius: at most this many pods.")
+    max_target_pct: int = Field(50, ge=1, le=100, description="...and this share of them.")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Direct Kafka bootstrap.")
+    local_state_dir: Path = Field(
+        Path("runs/local"), description="Local backend: where the stand-in and faults keep state."
+    )
+    kubeconfig: Path | None = Field(None, description="Kubeconfig; default: in-cluster config.")
+    log_format: Literal["console", "json"] = Field("console", description="Log output.")
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when any TLS material or an API key is configured."""
+        return bool(self.temporal_api_key or self.temporal_tls_cert or self.temporal_tls_ca)

@@ -1,0 +1,45 @@
+"""Shared fixtures: one real Temporal dev server for the whole run, a client, helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from devstack.temporal import TemporalDevServer
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[TemporalDevServer]:
+    """The real `temporal server start-dev`, with this product's search attributes."""
+    with TemporalDevServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: TemporalDevServer) -> AsyncIterator[Client]:
+    """A client of the dev server's default namespace, with the pydantic converter."""
+    yield await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+
+
+async def assert_eventually(
+    check: Callable[[], Awaitable[Any] | Any], timeout_s: float = 20, interval_s: float = 0.2
+) -> Any:
+    """Poll `check` until it returns without AssertionError (and truthy if it returns)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            assert result is None or result, f"check returned {result!r}"
+            return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(interval_s)

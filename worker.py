@@ -1,0 +1,182 @@
+"""The chaos worker: settings -> Temporal client -> fault backend -> Worker.
+
+`python worker.py` (or `bytebot-chaos-worker`) runs ChaosScenarioWorkflow and its activities on
+task queue `bytebot-chaos`, with the fault backend chosen by CHAOS_BACKEND / --backend.
+It shuts down gracefully on SIGTERM: running activities get time to finish or be retried
+elsewhere, and every fault they left is bounded by its own expiry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.backend import FaultBackend
+from activities.faults import FaultActivities
+from activities.scenarios import ScenarioActivities
+from settings import Settings
+from workflows.fault import FaultWorkflow
+from workflows.scenario import ChaosScenarioWorkflow
+from workflows.visibility import ALL as SEARCH_ATTRIBUTES
+
+log = structlog.get_logger("worker")
+
+WORKFLOWS: list[type] = [ChaosScenarioWorkflow, FaultWorkflow]
+#: Our own pure modules pass through the sandbox: reloading pydantic models per run is slow.
+PASSTHROUGH = ("models", "activities", "workflows", "pydantic", "pydantic_core", "structlog")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandboxed runner with this project's modules passed through."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def configure_logging(fmt: str = "console") -> None:
+    """structlog, once: JSON in a cluster, console locally."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            renderer,
+        ]
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    """A client for the chaos runs' own Temporal namespace, with the pydantic converter."""
+    tls: TLSConfig | bool = False
+    if settings.tls_enabled:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
+            client_private_key=settings.temporal_tls_key.read_bytes() if settings.temporal_tls_key else None,
+            server_root_ca_cert=settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None,
+        )  # fmt: skip
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key, tls=tls, data_converter=pydantic_data_converter,
+    )  # fmt: skip
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register ChaosScenario/ChaosVerdict/ChaosPhase/ChaosFault if the server lacks them."""
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                                   for k in SEARCH_ATTRIBUTES},
+            )
+        )  # fmt: skip
+    except RPCError as err:
+        # AlreadyExists is the common case; a cloud namespace may forbid the operator API.
+        log.info("search_attributes_not_added", reason=err.message)
+
+
+def build_backend(settings: Settings) -> FaultBackend:
+    """The fault backend the settings name."""
+    if settings.backend == "chaos-mesh":
+        from activities.chaos_mesh import ChaosMeshBackend
+
+        return ChaosMeshBackend.from_settings(settings)
+    from activities.local_faults import LocalBackend
+
+    return LocalBackend.from_settings(settings)
+
+
+def verification_activities(
+    client: Client, settings: Settings, backend: FaultBackend
+) -> list[Any]:
+    """The probes of the system under test (Temporal and Kafka)."""
+    from activities.kafka_probe import KafkaProbeActivities
+    from activities.temporal_clients import TemporalClients
+    from activities.temporal_probe import TemporalProbeActivities
+
+    clients = TemporalClients.from_settings(client, settings)
+    return [
+        *TemporalProbeActivities(clients, backend).all(),
+        *KafkaProbeActivities(settings.kafka_bootstrap).all(),
+    ]
+
+
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Any], **options: Any
+) -> Worker:
+    """A Worker for the chaos workflows with the given activities."""
+    return Worker(
+        client, task_queue=task_queue, workflows=WORKFLOWS, activities=list(activities),
+        workflow_runner=workflow_runner(), graceful_shutdown_timeout=timedelta(seconds=20),
+        **options,
+    )  # fmt: skip
+
+
+async def run_worker(settings: Settings) -> None:
+    """Connect, register, sweep leftovers, then poll until SIGTERM/SIGINT."""
+    client = await connect(settings)
+    await ensure_search_attributes(client)
+    backend = build_backend(settings)
+    swept = await backend.sweep()  # the janitor: faults whose expiry passed while no one ran
+    if swept:
+        log.warning("expired_faults_swept", fault_ids=swept)
+    activities = [
+        *ScenarioActivities(settings.backend, settings.allowed_namespaces).all(),
+        *FaultActivities(backend).all(),
+        *verification_activities(client, settings, backend),
+    ]
+    worker = build_worker(client, settings.task_queue, activities)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker_started", task_queue=settings.task_queue, backend=settings.backend,
+             address=settings.temporal_address, namespace=settings.temporal_namespace)  # fmt: skip
+    async with worker:
+        await stop.wait()
+        log.info("worker_stopping")
+    log.info("worker_stopped")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    """Flags override the environment."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--address", dest="temporal_address", help="Temporal host:port")
+    parser.add_argument("--namespace", dest="temporal_namespace", help="Temporal namespace")
+    parser.add_argument("--task-queue", dest="task_queue")
+    parser.add_argument("--backend", choices=["local", "chaos-mesh"])
+    parser.add_argument("--api-key", dest="temporal_api_key")
+    parser.add_argument("--tls-cert", dest="temporal_tls_cert")
+    parser.add_argument("--tls-key", dest="temporal_tls_key")
+    parser.add_argument("--tls-ca", dest="temporal_tls_ca")
+    parser.add_argument("--kafka-bootstrap", dest="kafka_bootstrap")
+    parser.add_argument("--local-state-dir", dest="local_state_dir")
+    parser.add_argument("--log-format", dest="log_format", choices=["console", "json"])
+    args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    return Settings(**args)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of `python worker.py`."""
+    settings = parse_args(argv)
+    configure_logging(settings.log_format)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()
