@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -90,11 +91,22 @@ class TemporalDevServer:
             self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
-        if not wait_for_port("127.0.0.1", self.port, timeout_s) or self._proc.poll() is not None:
+        deadline = time.monotonic() + timeout_s
+        if not wait_for_port("127.0.0.1", self.port, timeout_s) or not self._healthy(deadline):
             tail = self.log_file.read_text(errors="replace")[-2000:]
             self.stop()
             raise RuntimeError(f"temporal dev server did not start on {self.address}:\n{tail}")
         return self
+
+    def _healthy(self, deadline: float) -> bool:
+        """Wait for the frontend to report SERVING (an open port comes a little earlier)."""
+        check = [str(temporal_cli()), "operator", "cluster", "health", "--address", self.address]
+        while time.monotonic() < deadline and self._proc is not None and self._proc.poll() is None:
+            result = subprocess.run(check, capture_output=True, text=True, timeout=10)
+            if result.returncode == 0 and "SERVING" in result.stdout:
+                return True
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL); safe to call twice."""

@@ -1,0 +1,1 @@
+"""What the CLI does, kept out of `starter.py` (which only parses): runs, schedules, reports."""

@@ -1,0 +1,84 @@
+"""Starting and following chaos runs from Python (what `starter.py run` does)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowHandle
+
+from activities.scenario_files import load_builtin, load_file
+from models.errors import describe_validation_error
+from models.report import ScenarioReport
+from models.run import RunStatus
+from models.scenario import ScenarioInput
+
+
+class BadInput(ValueError):
+    """The run's input is invalid; nothing was started."""
+
+
+def build_input(
+    scenario: str, *, dry_run: bool = False, backend: str | None = None,
+    duration_cap: str | None = None, settle_cap: str | None = None,
+) -> ScenarioInput:  # fmt: skip
+    """A ScenarioInput from a built-in name or a file (a scenario or a whole input)."""
+    try:
+        fields: dict[str, Any] = {}
+        path = Path(scenario)
+        if path.suffix in (".yaml", ".yml", ".json") or path.is_file():
+            document = load_file(path)
+            fields = document if "scenario" in document else {"scenario": document}
+        else:
+            load_builtin(scenario)  # fails early, naming the built-in scenarios
+            fields = {"scenario": scenario}
+        overrides = {"dry_run": dry_run or None, "backend": backend,
+                     "duration_cap": duration_cap, "settle_cap": settle_cap}  # fmt: skip
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return ScenarioInput.model_validate(fields)
+    except ValidationError as err:
+        raise BadInput(describe_validation_error(err)) from err
+    except (LookupError, OSError, json.JSONDecodeError) as err:
+        raise BadInput(str(err)) from err
+
+
+async def start_run(
+    client: Client, run_input: ScenarioInput, task_queue: str, workflow_id: str | None = None
+) -> WorkflowHandle[Any, ScenarioReport]:
+    """Start ChaosScenarioWorkflow; the handle of the run."""
+    name = run_input.scenario if isinstance(run_input.scenario, str) else run_input.scenario.name
+    return await client.start_workflow(
+        "ChaosScenarioWorkflow", run_input, result_type=ScenarioReport,
+        id=workflow_id or f"chaos-{name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+        static_summary=f"chaos scenario {name}" + (" (dry run)" if run_input.dry_run else ""),
+    )  # fmt: skip
+
+
+async def follow_run(
+    handle: WorkflowHandle[Any, ScenarioReport],
+    on_change: Callable[[RunStatus], None], interval_s: float = 2.0,
+) -> ScenarioReport:  # fmt: skip
+    """Query the run's status until it ends, reporting each change; the final report."""
+    result = asyncio.ensure_future(handle.result())
+    last: tuple[object, ...] | None = None
+    while not result.done():
+        try:
+            status = await handle.query("status", result_type=RunStatus)
+            key = (status.phase, status.step, tuple((r.fault_id, r.status) for r in status.ledger))
+            if key != last:
+                on_change(status)
+                last = key
+        except Exception:  # noqa: BLE001 - a query can fail while the run closes
+            pass
+        await asyncio.wait([result], timeout=interval_s)
+    return result.result()
+
+
+def ui_link(ui_url: str, namespace: str, workflow_id: str) -> str:
+    """The run's page in the Temporal Web UI."""
+    return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
