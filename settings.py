@@ -20,9 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHAOS_", extra="ignore", populate_by_name=True)
 
     temporal_address: str = Field(
-        "localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS", "CHAOS_TEMPORAL_ADDRESS"),
+        "localhost:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "CHAOS_TEMPORAL_ADDRESS"),
         description="Temporal frontend host:port.",
-    )  # fmt: skip
+    )
     temporal_namespace: str = Field(
         "default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "CHAOS_TEMPORAL_NAMESPACE"),
         description="Temporal namespace of the chaos runs.",

@@ -144,8 +144,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from activities.manifests import render_scenario
 
     run_input = build_input(args.scenario)
-    from activities.scenarios import apply_caps
     from activities.scenario_files import load_builtin
+    from activities.scenarios import apply_caps
 
     scenario = (
         load_builtin(run_input.scenario) if isinstance(run_input.scenario, str)

@@ -13,6 +13,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -64,11 +65,15 @@ async def connect(settings: Settings) -> Client:
     """A client for the chaos runs' own Temporal namespace, with the pydantic converter."""
     tls: TLSConfig | bool = False
     if settings.tls_enabled:
+
+        def read(path: Path | None) -> bytes | None:
+            return path.read_bytes() if path else None
+
         tls = TLSConfig(
-            client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
-            client_private_key=settings.temporal_tls_key.read_bytes() if settings.temporal_tls_key else None,
-            server_root_ca_cert=settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None,
-        )  # fmt: skip
+            client_cert=read(settings.temporal_tls_cert),
+            client_private_key=read(settings.temporal_tls_key),
+            server_root_ca_cert=read(settings.temporal_tls_ca),
+        )
     return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key, tls=tls, data_converter=pydantic_data_converter,
@@ -101,9 +106,7 @@ def build_backend(settings: Settings) -> FaultBackend:
     return LocalBackend.from_settings(settings)
 
 
-def verification_activities(
-    client: Client, settings: Settings, backend: FaultBackend
-) -> list[Any]:
+def verification_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
     """The probes of the system under test (Temporal and Kafka)."""
     from activities.kafka_probe import KafkaProbeActivities
     from activities.temporal_clients import TemporalClients

@@ -53,7 +53,9 @@ def print_table(report: ScenarioReport) -> str:
         if not step.faults:
             rows.append(f"{step.label:<22}{step.verdict.value:<14}")
         for fault in step.faults:
-            ttr = f"{fault.time_to_recovery_s:.1f}s" if fault.time_to_recovery_s is not None else "-"
+            ttr = (
+                f"{fault.time_to_recovery_s:.1f}s" if fault.time_to_recovery_s is not None else "-"
+            )
             by_criterion = {c.criterion: c.verdict.value for c in fault.criteria}
             cells = "  ".join(f"{by_criterion.get(c.criterion, '-'):<20}" for c in report.criteria)
             rows.append(f"{fault.label:<22}{fault.verdict.value:<14}{ttr:>10}  {cells}")

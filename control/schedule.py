@@ -34,13 +34,16 @@ class ScheduleOptions(Frozen):
 
     schedule_id: str = WEEKLY_SCHEDULE_ID
     cron: str = WEEKLY_CRON
-    run_input: ScenarioInput = Field(default_factory=lambda: ScenarioInput(scenario="full-resilience"))
+    run_input: ScenarioInput = Field(
+        default_factory=lambda: ScenarioInput(scenario="full-resilience")
+    )
     task_queue: str = "bytebot-chaos"
     pause_on_failure: bool = Field(
         False, description="Pause the schedule after a failed run until a person unpauses it."
     )
     catchup_window: timedelta = Field(
-        timedelta(minutes=10), description="After an outage, missed runs older than this are skipped."
+        timedelta(minutes=10),
+        description="After an outage, missed runs older than this are skipped.",
     )
 
 

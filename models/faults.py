@@ -181,15 +181,17 @@ class Direction(StrEnum):
 
 
 Peer = Literal["temporal", "kafka"]
+ALL_PEERS: tuple[Peer, ...] = ("temporal", "kafka")
 
 
 class NetworkFaultBase(FaultBase):
     """Common fields of the network faults."""
 
     peers: list[Peer] = Field(
-        default_factory=lambda: ["temporal", "kafka"], min_length=1,
+        default_factory=lambda: list(ALL_PEERS),
+        min_length=1,
         description="Dependencies whose traffic with the target is affected.",
-    )  # fmt: skip
+    )
     direction: Direction = Field(Direction.TO, description="Traffic direction affected.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -18,6 +19,16 @@ class PartitionOffset(Frozen):
     offset: int
 
 
+class PartitionLag(Frozen):
+    """One partition's consumer lag: the group's committed offset against the end offset."""
+
+    topic: str
+    partition: int
+    committed: int
+    end: int
+    lag: int = Field(description="end - committed, never below 0.")
+
+
 class KafkaPositions(Frozen):
     """End offsets of the topics and the consumer group's lag at one moment."""
 
@@ -25,6 +36,9 @@ class KafkaPositions(Frozen):
     end_offsets: list[PartitionOffset] = Field(default_factory=list)
     committed: list[PartitionOffset] = Field(default_factory=list)
     total_lag: int = 0
+    lag: list[PartitionLag] = Field(
+        default_factory=list, description="Per partition the group has committed offsets on."
+    )
 
 
 class KafkaCheckInput(Frozen):
@@ -33,6 +47,23 @@ class KafkaCheckInput(Frozen):
     kafka: KafkaTarget
     start: KafkaPositions
     deadline: datetime = Field(description="Terminal events and lag drain are due by then.")
+    recovered_at: datetime | None = Field(
+        default=None,
+        description="When the fault was recovered: drain time counts from it (else: now).",
+    )
+    lag_samples: list[KafkaPositions] = Field(
+        default_factory=list, description="Positions read during the fault, for the lag's peak."
+    )
+    clock_skew_ms: int = Field(
+        default=0, ge=0, description="Timestamps of different keys may disagree by this much."
+    )
+
+
+class LagSample(Frozen):
+    """The group's total lag at one moment."""
+
+    at: datetime
+    total_lag: int
 
 
 class LagReport(Frozen):
@@ -43,6 +74,15 @@ class LagReport(Frozen):
     final_lag: int = 0
     drained: bool = True
     drained_after_s: float | None = None
+    tolerance: int = Field(
+        default=0, description="Lag above the baseline still counted as drained."
+    )
+    samples: list[LagSample] = Field(
+        default_factory=list, description="The course, thinned to at most ~100 samples."
+    )
+    partitions: list[PartitionLag] = Field(
+        default_factory=list, description="At the end: the partitions still behind, worst first."
+    )
 
 
 class OrderViolation(Frozen):
@@ -55,6 +95,25 @@ class OrderViolation(Frozen):
     previous: str = Field(description="The event before it, e.g. 'STEP_COMPLETED@41'.")
     event: str = Field(description="The event itself, e.g. 'STEP_STARTED@42'.")
     reason: str
+    goal_run_id: str | None = None
+    previous_key: str | None = Field(
+        default=None, description="The earlier event's key, if another."
+    )
+    previous_topic: str | None = None
+    previous_partition: int | None = None
+    previous_offset: int | None = None
+
+
+class GoalRunGap(Frozen):
+    """A goal run in the window whose terminal event never arrived."""
+
+    goal_run_id: str
+    started: bool = Field(description="Its GOAL_STARTED was read (in the window).")
+    started_at: str | None = Field(
+        default=None, description="topic/partition@offset of GOAL_STARTED."
+    )
+    last_step: int | None = Field(default=None, description="The highest step number seen.")
+    last_step_done: bool = False
 
 
 class KafkaOrderReport(Frozen):
@@ -67,3 +126,37 @@ class KafkaOrderReport(Frozen):
     duplicate_examples: list[str] = Field(default_factory=list)
     gaps: list[str] = Field(default_factory=list, description="Goal runs with no terminal event.")
     lag: LagReport | None = None
+    goal_runs: int = Field(default=0, description="Goal runs in the window (in scope).")
+    violations_total: int = Field(
+        default=0, description="All violations; `violations` keeps examples."
+    )
+    unparseable: int = Field(
+        default=0, description="Records that are not a valid event (also violations)."
+    )
+    gap_details: list[GoalRunGap] = Field(default_factory=list)
+    window_end: list[PartitionOffset] = Field(
+        default_factory=list, description="End offsets when the check began: the window's end."
+    )
+    read_to: list[PartitionOffset] = Field(default_factory=list)
+    complete: bool = Field(default=True, description="The whole window was read.")
+    attempt: int = Field(default=1, description="The activity attempt that produced the report.")
+    resumed: bool = Field(
+        default=False, description="It resumed from an earlier attempt's progress."
+    )
+    elapsed_s: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+
+
+class KafkaCheckProgress(Frozen):
+    """Heartbeat details of the check: what a retry resumes from."""
+
+    started_at: datetime
+    window_end: list[PartitionOffset]
+    read_to: list[PartitionOffset] | None = Field(
+        default=None,
+        description="Positions the checker state matches; none: re-read from the start.",
+    )
+    checker: dict[str, Any] | None = None
+    peak_lag: int = 0
+    drained_at: datetime | None = None
+    samples: list[LagSample] = Field(default_factory=list)

@@ -24,7 +24,8 @@ class ProbeContext(Frozen):
     fault_id: str
     verification: Verification
     target: PodTarget = Field(description="The fault's target; replicas are read through it.")
-    abort: AbortConditions = Field(default_factory=AbortConditions)
+    # model_validate: mypy without the pydantic plugin takes defaulted fields as required.
+    abort: AbortConditions = Field(default_factory=lambda: AbortConditions.model_validate({}))
 
 
 class GoalRunMark(Frozen):
@@ -40,7 +41,9 @@ class Baseline(Frozen):
 
     taken_at: datetime
     goal_runs: list[GoalRunMark] = Field(default_factory=list)
-    truncated: bool = Field(False, description="More goal runs were in flight than followed.")
+    truncated: bool = Field(
+        default=False, description="More goal runs were in flight than followed."
+    )
     pollers: int = 0
     replicas: ReplicaSet = Field(default_factory=ReplicaSet)
     kafka: KafkaPositions | None = None
@@ -60,7 +63,8 @@ class HoldProbeInput(Frozen):
     baseline: Baseline
     injected_at: datetime
     no_pollers_since: datetime | None = Field(
-        None, description="Carried from the last probe: when pollers were last seen missing."
+        default=None,
+        description="Carried from the last probe: when pollers were last seen missing.",
     )
 
 
@@ -72,10 +76,16 @@ class HoldProbe(Frozen):
     canary_starts_failed: int = 0
     canary_ids: list[str] = Field(default_factory=list)
     failed_goal_runs: list[str] = Field(default_factory=list)
-    pollers: int = 0
+    pollers: int = Field(default=0, description="Live pollers of the goal runs' task queue.")
     no_pollers_since: datetime | None = None
     breach: str | None = None
     notes: list[str] = Field(default_factory=list)
+    failed_goal_run_reasons: list[str] = Field(
+        default_factory=list, description="`<workflow id>: <status>` of each failed goal run."
+    )
+    start_latency_s: float | None = Field(
+        default=None, description="How long the frontend took to accept the canary start."
+    )
 
 
 class RecoveryInput(Frozen):
@@ -92,7 +102,8 @@ class RecoveryCheck(Frozen):
 
     recovered: bool
     time_to_recovery_s: float | None = Field(
-        None, description="From the end of the fault until pollers, replicas and a canary are back."
+        default=None,
+        description="From the end of the fault until pollers, replicas and a canary are back.",
     )
     pollers: int = 0
     replicas: ReplicaSet = Field(default_factory=ReplicaSet)
@@ -100,6 +111,17 @@ class RecoveryCheck(Frozen):
     problems: list[str] = Field(default_factory=list)
     evidence: list[str] = Field(default_factory=list)
     breach: str | None = None
+    pollers_back_after_s: float | None = Field(
+        default=None, description="From the end of the fault until a live poller was seen."
+    )
+    replicas_ready_after_s: float | None = Field(
+        default=None,
+        description="From the end of the fault until every baseline replica was ready.",
+    )
+    canary_completed_after_s: float | None = Field(
+        default=None, description="From the end of the fault until the recovery canary completed."
+    )
+    canary_id: str | None = Field(default=None, description="The recovery canary's workflow id.")
 
 
 class GoalRunsInput(Frozen):
@@ -116,8 +138,13 @@ class GoalRunLoss(Frozen):
     """A goal run that did not survive: failed, timed out, terminated, stalled, wrong result."""
 
     workflow_id: str
-    status: str
+    status: str = Field(
+        description="failed, timed-out, terminated, canceled, stalled, wrong-result or missing."
+    )
     reason: str
+    canary: bool = Field(
+        default=False, description="A canary of this fault, not a goal run of the system."
+    )
 
 
 class GoalRunsCheck(Frozen):
@@ -134,3 +161,12 @@ class GoalRunsCheck(Frozen):
     activity_retries: int = 0
     oom_kills: int = 0
     replica_restarts: int = 0
+    canaries_progressing: int = Field(
+        default=0, description="Canaries still running, but progressing."
+    )
+    histories_read: int = Field(default=0, description="Histories read for the activity counts.")
+    histories_truncated: bool = Field(
+        default=False, description="More affected runs than histories read: the counts are a floor."
+    )
+    waited_s: float = Field(default=0.0, description="How long the check waited for runs to close.")
+    evidence: list[str] = Field(default_factory=list, description="What was measured, in words.")

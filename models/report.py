@@ -17,6 +17,9 @@ from models.kafka import KafkaOrderReport
 from models.ledger import FaultRecord, TargetPreview
 from models.observations import Baseline, GoalRunsCheck, HoldProbe, RecoveryCheck
 
+#: Findings quoted in a fault's reason; the rest are in its criteria.
+MAX_FINDINGS_IN_REASON = 3
+
 
 class Verdict(StrEnum):
     """The outcome of a criterion, a fault, a step or a run."""
@@ -129,13 +132,33 @@ def _no_data_loss(obs: FaultObservations) -> CriterionResult:
     evidence = [
         f"{runs.checked} goal runs in flight at injection: {runs.completed} completed, "
         f"{runs.progressing} still running and progressing",
-        f"canaries: {runs.canaries_ok}/{runs.canaries_started} completed with the expected result",
+        f"canaries: {runs.canaries_ok}/{runs.canaries_started} completed with the expected result"
+        + (f", {runs.canaries_progressing} still progressing" if runs.canaries_progressing else ""),
+        *runs.evidence,
     ]
-    if runs.losses:
+    if obs.baseline is not None and obs.baseline.truncated:
+        evidence.append("more goal runs were in flight than followed (max_goal_runs)")
+    findings = [
+        f"{'canary ' if x.canary else ''}{x.workflow_id}: {x.status}: {x.reason}"
+        for x in runs.losses
+    ]
+    # A goal run started during the fault that failed while it held is lost work too.
+    lost = {x.workflow_id for x in runs.losses}
+    for probe in obs.probes:
+        for failed in probe.failed_goal_run_reasons or probe.failed_goal_runs:
+            workflow_id = failed.split(": ")[0]
+            if workflow_id not in lost:
+                lost.add(workflow_id)
+                findings.append(f"{failed}: failed while the fault held")
+    if findings:
         return CriterionResult(
             criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.FAIL,
-            summary=f"{len(runs.losses)} goal run(s) lost",
-            findings=[f"{x.workflow_id}: {x.status}: {x.reason}" for x in runs.losses],
+            summary=f"{len(findings)} goal run(s) lost", findings=findings, evidence=evidence,
+        )  # fmt: skip
+    if runs.checked == 0 and runs.canaries_started == 0:
+        return CriterionResult(
+            criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.INCONCLUSIVE,
+            summary="no goal run was in flight and no canary ran: nothing could be lost",
             evidence=evidence,
         )  # fmt: skip
     return CriterionResult(
@@ -214,7 +237,19 @@ def _observed_symptoms(obs: FaultObservations) -> dict[Symptom, int]:
 def _graceful_degradation(obs: FaultObservations) -> CriterionResult:
     ok = sum(p.canary_starts_ok for p in obs.probes)
     failed = sum(p.canary_starts_failed for p in obs.probes)
-    evidence = [f"goal run starts during the fault: {ok} ok, {failed} failed"]
+    share = f" ({100 * ok / (ok + failed):.0f}% accepted)" if ok + failed else ""
+    evidence = [f"goal run starts during the fault: {ok} ok, {failed} failed{share}"]
+    latencies = [p.start_latency_s for p in obs.probes if p.start_latency_s is not None]
+    if latencies:
+        evidence.append(f"slowest accepted start: {max(latencies):.2f}s")
+    if obs.goal_runs is not None and obs.goal_runs.canaries_started:
+        runs = obs.goal_runs
+        evidence.append(
+            f"canaries completed as expected: {runs.canaries_ok}/{runs.canaries_started}"
+        )
+    no_poller_probes = sum(1 for p in obs.probes if p.pollers == 0)
+    if no_poller_probes:
+        evidence.append(f"{no_poller_probes} of {len(obs.probes)} checks saw no live poller")
     findings = []
     if failed:
         findings.append(f"{failed} of {ok + failed} goal run starts failed: service unavailable")
@@ -224,6 +259,8 @@ def _graceful_degradation(obs: FaultObservations) -> CriterionResult:
             evidence.append(f"{symptom.value}: {count}")
             if symptom not in obs.expected.tolerated:
                 findings.append(f"unexpected {symptom.value} ({count}) for this chaos type")
+    if obs.goal_runs is not None and obs.goal_runs.activity_failures:
+        evidence.append(f"activity failures: {obs.goal_runs.activity_failures}")
     if not obs.probes:
         return CriterionResult(
             criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.INCONCLUSIVE,
@@ -240,21 +277,46 @@ def _graceful_degradation(obs: FaultObservations) -> CriterionResult:
     )  # fmt: skip
 
 
+def _explain(criterion: CriterionResult) -> str:
+    """`no-data-loss: 1 goal run(s) lost (gr-7: failed: disk full)`: the why, without logs."""
+    text = f"{criterion.criterion.value}: {criterion.summary}"
+    if criterion.findings:
+        more = len(criterion.findings) - MAX_FINDINGS_IN_REASON
+        text += " (" + "; ".join(criterion.findings[:MAX_FINDINGS_IN_REASON])
+        text += f"; and {more} more)" if more > 0 else ")"
+    return text
+
+
 def judge_fault(obs: FaultObservations) -> FaultReport:
-    """The verdict for one fault: criteria from the evidence, then the fact check."""
+    """The verdict for one fault: criteria from the evidence, then the fact check.
+
+    Order of precedence: an orchestration error fails the fault; a breached abort condition
+    aborts it; a fault that never took effect is inconclusive (its passing criteria too: they
+    tested nothing); otherwise the worst criterion decides.
+    """
     criteria = [
         _no_data_loss(obs), _automatic_recovery(obs),
         _event_ordering(obs), _graceful_degradation(obs),
     ]  # fmt: skip
+    if not obs.in_effect and not obs.error:
+        criteria = [
+            c.model_copy(update={
+                "verdict": Verdict.INCONCLUSIVE,
+                "summary": f"{c.summary}, but the fault never took effect",
+            }) if c.verdict is Verdict.PASS else c
+            for c in criteria
+        ]  # fmt: skip
     verdict = worst([c.verdict for c in criteria])
-    reason = "; ".join(f"{c.criterion.value}: {c.summary}" for c in criteria if c.verdict == verdict)
+    reason = "; ".join(_explain(c) for c in criteria if c.verdict == verdict)
     if obs.error:
         verdict, reason = Verdict.FAIL, obs.error
     elif obs.aborted:
         verdict, reason = Verdict.ABORTED, obs.aborted
     elif not obs.in_effect:
         # A fault that never took hold tested nothing: never a pass.
-        verdict, reason = Verdict.INCONCLUSIVE, "the fault never took effect"
+        never = [e for e in obs.record.evidence if "confirm" in e]
+        verdict = Verdict.INCONCLUSIVE
+        reason = "the fault never took effect" + (f" ({never[-1]})" if never else "")
     return FaultReport(
         fault_id=obs.record.fault_id, label=obs.record.label, action=obs.record.action,
         expected=obs.expected.summary, verdict=verdict, reason=reason, criteria=criteria,
@@ -278,6 +340,8 @@ def judge_run(steps: list[StepReport]) -> tuple[Verdict, list[CriterionResult], 
             summary=f"{passed}/{len(results)} fault(s) pass", findings=failing,
         ))  # fmt: skip
     checks = [c for f in faults for c in f.criteria if c.verdict is not Verdict.NOT_RUN]
-    score = 100.0 * sum(1 for c in checks if c.verdict is Verdict.PASS) / len(checks) if checks else 0
+    score = (
+        100.0 * sum(1 for c in checks if c.verdict is Verdict.PASS) / len(checks) if checks else 0
+    )
     verdict = worst([s.verdict for s in steps])
     return verdict, per_criterion, min(100.0, score)

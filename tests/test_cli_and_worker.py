@@ -85,9 +85,18 @@ async def test_starter_run_waits_prints_the_verdict_and_writes_a_report(
     harness: Harness, temporal_server: TemporalDevServer, tmp_path: Path
 ) -> None:
     scenario_file = tmp_path / "smoke.json"
-    scenario_file.write_text(json.dumps({"scenario": scenario(pod_kill("1s")).model_dump(mode="json")}))
-    result = await starter(temporal_server, "run", str(scenario_file), "--wait",
-                     "--report-dir", str(tmp_path / "reports"), task_queue=harness.task_queue)
+    scenario_file.write_text(
+        json.dumps({"scenario": scenario(pod_kill("1s")).model_dump(mode="json")})
+    )
+    result = await starter(
+        temporal_server,
+        "run",
+        str(scenario_file),
+        "--wait",
+        "--report-dir",
+        str(tmp_path / "reports"),
+        task_queue=harness.task_queue,
+    )
     assert result.returncode == 0, result.stderr
     assert "verdict: PASS" in result.stdout
     reports = list((tmp_path / "reports").glob("*.json"))
@@ -127,9 +136,13 @@ async def test_schedule_apply_twice_leaves_one_weekly_schedule(
     assert description.schedule.policy.overlap.name == "SKIP"
     described = await starter(temporal_server, "schedule", "describe", "--id", schedule_id)
     assert '"paused": false' in described.stdout
-    assert (await starter(temporal_server, "schedule", "pause", "--id", schedule_id)).returncode == 0
+    assert (
+        await starter(temporal_server, "schedule", "pause", "--id", schedule_id)
+    ).returncode == 0
     assert (await client.get_schedule_handle(schedule_id).describe()).schedule.state.paused
-    assert (await starter(temporal_server, "schedule", "delete", "--id", schedule_id)).returncode == 0
+    assert (
+        await starter(temporal_server, "schedule", "delete", "--id", schedule_id)
+    ).returncode == 0
 
 
 async def test_a_worker_killed_mid_step_is_replaced_and_the_run_completes(

@@ -134,9 +134,7 @@ async def test_pause_holds_before_the_next_step_until_resumed(harness: Harness) 
     handle = await harness.start(ScenarioInput(scenario=two_steps))
     await assert_eventually(lambda: harness.backend.injected(), timeout_s=20)
     await handle.signal(ChaosScenarioWorkflow.pause)  # lands during step 0
-    await assert_eventually(
-        lambda: _status_is(handle, phase="paused"), timeout_s=30
-    )
+    await assert_eventually(lambda: _status_is(handle, phase="paused"), timeout_s=30)
     status: RunStatus = await handle.query(ChaosScenarioWorkflow.status)
     assert status.paused and status.step == 0
     assert [r.status.value for r in status.ledger] == ["recovered"]
@@ -183,16 +181,42 @@ async def test_the_verdict_is_searchable(harness: Harness, client: Client) -> No
     ("bad_input", "message"),
     [
         ({"scenario": "no-such-scenario"}, "unknown scenario 'no-such-scenario'"),
-        ({"scenario": {"name": "x", "steps": [{"fault": {"action": "pod-kill"}}]}},
-         "duration"),
-        ({"scenario": {"name": "x", "steps": [{"fault": {"action": "pod-kill", "duration": "2h"}}]}},  # noqa: E501
-         "at most"),
+        ({"scenario": {"name": "x", "steps": [{"fault": {"action": "pod-kill"}}]}}, "duration"),
+        (
+            {
+                "scenario": {
+                    "name": "x",
+                    "steps": [{"fault": {"action": "pod-kill", "duration": "2h"}}],
+                }
+            },  # noqa: E501
+            "at most",
+        ),
         ({"scenario": "pod-failure", "dryrun": True}, "dryrun"),
-        ({"scenario": {"name": "x", "steps": [{"fault": {"action": "pod-kill", "duration": "5s",
-          "target": {"namespace": "kube-system"}}}]}}, "kube-system"),
+        (
+            {
+                "scenario": {
+                    "name": "x",
+                    "steps": [
+                        {
+                            "fault": {
+                                "action": "pod-kill",
+                                "duration": "5s",
+                                "target": {"namespace": "kube-system"},
+                            }
+                        }
+                    ],
+                }
+            },
+            "kube-system",
+        ),
     ],
-    ids=["unknown-scenario", "missing-duration", "unbounded-duration", "unknown-field",
-         "namespace-not-allowed"],
+    ids=[
+        "unknown-scenario",
+        "missing-duration",
+        "unbounded-duration",
+        "unknown-field",
+        "namespace-not-allowed",
+    ],
 )
 async def test_invalid_input_fails_at_once_and_injects_nothing(
     harness: Harness, client: Client, bad_input: dict[str, Any], message: str

@@ -123,10 +123,12 @@ class FaultWorkflow:
                 body.cancel()
                 await asyncio.wait([body])
             recovered_at = await self._recover(request)
-        if body.exception() is not None and not isinstance(body.exception(), asyncio.CancelledError):
-            obs["error"] = f"injection failed: {_failure_text(body.exception())}"
+        if body.cancelled():
+            obs["in_effect"] = False  # stopped before the fault could be confirmed
+        elif (failure := body.exception()) is not None:
+            obs["error"] = f"injection failed: {_failure_text(failure)}"
             obs["in_effect"] = False
-        elif not body.cancelled():
+        else:
             obs["in_effect"] = body.result()
 
         injected_at = self._record.injected_at or workflow.now()
@@ -165,7 +167,7 @@ class FaultWorkflow:
                 record=self._record, expected=fault.expected, baseline=baseline,
                 probes=self._probes, recovery=recovery, goal_runs=goal_runs, kafka=kafka,
                 exactly_once=bool(ctx.verification.kafka and ctx.verification.kafka.exactly_once),
-                aborted=self._abort_reason, **obs,  # type: ignore[arg-type]
+                aborted=self._abort_reason, **obs,
             )
         )  # fmt: skip
 
@@ -299,4 +301,3 @@ class FaultWorkflow:
             )
         except ApplicationError:
             workflow.logger.warning("parent gone; ledger row kept in this run only")
-

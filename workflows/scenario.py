@@ -286,4 +286,3 @@ class ChaosScenarioWorkflow:
             if f.verdict is verdict and f.reason
         ]  # fmt: skip
         return "; ".join(reasons[:10])
-

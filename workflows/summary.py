@@ -20,7 +20,9 @@ def run_summary(report: ScenarioReport) -> str:
         lines.append("")
         lines.append("| criterion | verdict | summary |")
         lines.append("|---|---|---|")
-        lines += [f"| {c.criterion.value} | {c.verdict.value} | {c.summary} |" for c in report.criteria]
+        lines += [
+            f"| {c.criterion.value} | {c.verdict.value} | {c.summary} |" for c in report.criteria
+        ]
     lines.append("")
     lines.append("| step | fault | verdict | recovery | targets / reason |")
     lines.append("|---|---|---|---|---|")

@@ -75,9 +75,7 @@ class MarkerBackend:
             raise FaultRejected(f"stand-in backend rejects {request.fault.action}")
         if self.inject_delay_s:
             await asyncio.sleep(self.inject_delay_s)
-        self.marker(request).write_text(
-            json.dumps({"expires_at": request.expires_at.isoformat()})
-        )
+        self.marker(request).write_text(json.dumps({"expires_at": request.expires_at.isoformat()}))
         return Injection(targets=[REPLICA], evidence=["marker written"], in_effect=True)
 
     async def confirm(self, request: FaultRequest) -> Injection:

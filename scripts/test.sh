@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: installs what it needs (venv, Debian tools, Kafka
+# jars, the kube-apiserver build; all cached), then lint, types, import contracts and pytest.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -k kafka`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n== %s\n' "$*"; }
+
+step "install: venv, system packages, Kafka jars, kube-apiserver"
+bash scripts/bootstrap.sh
+bash scripts/install-system-packages.sh
+.venv/bin/python -m devstack.kafka install >/dev/null
+bash scripts/build-kube-apiserver.sh >/dev/null
+
+step "lint and format (ruff)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+step "types (mypy --strict)"
+.venv/bin/mypy
+
+step "import contracts"
+.venv/bin/lint-imports
+
+step "tests (pytest)"
+.venv/bin/python -m pytest "$@"
