@@ -1,0 +1,160 @@
+"""The main job: a full chaos scenario against the local stand-in of ByteBot, for real.
+
+Starts the Temporal dev server with its Web UI, a Kafka broker, the stand-in (wired through
+the fault proxy) and the chaos worker with the local backend; runs the scenario; prints the
+verdict per fault and per criterion, each fault's time to recovery, the report's path and the
+run's Web UI address; then stops everything it started, also when interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from control.reports import print_table, write_report
+from control.runs import build_input, follow_run, start_run, ui_link
+from devstack.kafka import KafkaBroker, install
+from devstack.ports import free_port
+from devstack.sut import LocalSut, SutPorts
+from devstack.temporal import TemporalDevServer
+from models.report import ScenarioReport, Verdict
+from models.run import RunStatus
+
+REPO = Path(__file__).resolve().parent.parent
+TASK_QUEUE = "bytebot-chaos"
+TOPICS = ("bytebot.goal.events", "bytebot.step.events", "bytebot.audit.log")
+
+
+class MainJobOptions(BaseModel):
+    """What `starter.py demo` (the README's first command) runs."""
+
+    scenario: str = "full-resilience"
+    duration_cap: str | None = None
+    settle_cap: str | None = None
+    faulty: list[str] = Field(default_factory=list, description="Stand-in faulty modes.")
+    replicas: int = 3
+    work_dir: Path = Path("runs/main-job")
+    keep_running: bool = False
+
+
+def _say(message: str) -> None:
+    print(f"[main-job] {message}", flush=True)
+
+
+def _port(preferred: int) -> int:
+    """The preferred port when it is free (so the UI link is the usual one), else any."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
+@contextmanager
+def chaos_worker(temporal: str, kafka: str, sut_root: Path, log: Path) -> Iterator[None]:
+    """`python worker.py` with the local backend, as an operator would start it."""
+    env = {
+        **os.environ, "TEMPORAL_ADDRESS": temporal, "CHAOS_TASK_QUEUE": TASK_QUEUE,
+        "CHAOS_BACKEND": "local", "CHAOS_KAFKA_BOOTSTRAP": kafka,
+        "CHAOS_LOCAL_STATE_DIR": str(sut_root), "CHAOS_LOG_FORMAT": "json",
+    }  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "worker.py")], env=env, cwd=REPO, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _print_status(status: RunStatus) -> None:
+    running = [r for r in status.ledger if r.status.value == "injected"]
+    detail = ", ".join(f"{r.label} on {','.join(t.name for t in r.targets)}" for r in running)
+    _say(f"  {status.phase}" + (f" ({detail})" if detail else ""))
+
+
+async def _run_scenario(address: str, options: MainJobOptions, ui_url: str) -> ScenarioReport:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    run_input = build_input(
+        options.scenario, duration_cap=options.duration_cap, settle_cap=options.settle_cap
+    )
+    handle = await start_run(client, run_input, TASK_QUEUE)
+    _say(f"run started: {handle.id}")
+    _say(f"  Web UI: {ui_link(ui_url, 'default', handle.id)}")
+    return await follow_run(handle, _print_status)
+
+
+def run_main_job(options: MainJobOptions) -> int:
+    """Start everything, run the scenario, report, stop everything; the exit code."""
+    run_input = build_input(  # bad input fails here, before anything starts
+        options.scenario, duration_cap=options.duration_cap, settle_cap=options.settle_cap
+    )
+    del run_input
+    root = (options.work_dir / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    root.mkdir(parents=True)
+    # SIGTERM ends the job like ^C, so the ExitStack below stops what it started.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with ExitStack() as stack:
+        try:
+            _say(f"work dir: {root}")
+            _say("installing Kafka (cached after the first time)")
+            install()
+            temporal = TemporalDevServer(
+                port=_port(7233), ui_port=_port(8233), ui=True, db_file=root / "temporal.db",
+                log_file=root / "temporal.log",
+            )  # fmt: skip
+            stack.enter_context(temporal)
+            _say(f"Temporal dev server {temporal.address}, Web UI {temporal.ui_url}")
+            ports = SutPorts.pick(options.replicas)
+            broker = KafkaBroker(root / "kafka", chaos_advertised=ports.kafka_advertised)
+            stack.enter_context(broker)
+            asyncio.run(broker.create_topics(TOPICS))
+            _say(f"Kafka {broker.bootstrap_direct} (replicas reach it through the fault proxy)")
+            extra = [arg for mode in options.faulty for arg in ("--faulty", mode)]
+            sut = LocalSut.for_broker(
+                root / "local", broker, ports, temporal.address, extra_args=extra
+            )
+            stack.enter_context(sut)
+            faulty = f" in faulty mode {options.faulty}" if options.faulty else ""
+            _say(f"ByteBot stand-in: {options.replicas} replicas ready{faulty}")
+            stack.enter_context(
+                chaos_worker(
+                    temporal.address, broker.bootstrap_direct, sut.root, root / "chaos-worker.log"
+                )  # fmt: skip
+            )
+            _say(f"chaos worker on task queue {TASK_QUEUE} (local backend)")
+            report = asyncio.run(_run_scenario(temporal.address, options, temporal.ui_url))
+            print(print_table(report), flush=True)
+            path = write_report(report, root / "reports")
+            _say(f"report: {path}")
+            _say(f"Web UI: {ui_link(temporal.ui_url, 'default', report.workflow_id)}")
+            if options.keep_running:
+                _say("services keep running; ^C to stop them")
+                signal.pause()
+            return 0 if report.verdict is Verdict.PASS else 1
+        except KeyboardInterrupt:
+            _say("interrupted: stopping what was started")
+            return 130
+        finally:
+            _say("stopping services")
