@@ -6,7 +6,10 @@ clone), its configuration, its process and its log file. Three listeners:
 - ``DIRECT`` on 127.0.0.1: what checks and the broker itself use; never faulted.
 - ``CHAOS`` on 127.0.0.1, advertised at a configurable address. A fault proxy listens there and
   forwards to the CHAOS port, so a client that bootstraps through the proxy is handed the proxy's
-  address in every metadata response and all its traffic keeps crossing the proxy.
+  address in every metadata response and all its traffic keeps crossing the proxy. Given a list
+  of advertised addresses instead, the broker opens one listener per entry (``CHAOS0`` ..
+  ``CHAOSn-1``), each on its own port and advertised at its own proxy port, so each replica's
+  Kafka traffic can cross its own proxy route.
 - ``CONTROLLER``: the KRaft quorum, on loopback.
 
 It must never touch a broker it did not start, nor leave one running: ``stop()`` runs on exit,
@@ -35,9 +38,10 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 KAFKA_VERSION = "3.9.1"
 POM_TEMPLATE = Path(__file__).resolve().parent.parent / "scripts" / "kafka" / "pom.xml"
@@ -189,7 +193,7 @@ class KafkaBroker:
         direct_port: int | None = None,
         chaos_port: int | None = None,
         controller_port: int | None = None,
-        chaos_advertised: tuple[str, int] | None = None,
+        chaos_advertised: tuple[str, int] | Sequence[tuple[str, int]] | None = None,
         num_partitions: int = 3,
         version: str = KAFKA_VERSION,
         lib_dir: Path | None = None,
@@ -198,11 +202,23 @@ class KafkaBroker:
         stop_timeout: float = 30.0,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
-        picked = iter(free_ports(3))
+        advertised = _advertised_list(chaos_advertised)
+        picked = iter(free_ports(2 + max(len(advertised or ()), 1)))
         self.direct_port = direct_port or next(picked)
         self.chaos_port = chaos_port or next(picked)
         self.controller_port = controller_port or next(picked)
-        self.chaos_advertised = chaos_advertised or ("127.0.0.1", self.chaos_port)
+        #: One CHAOS listener per entry: (listener name, broker port, advertised host and port).
+        self.chaos_listeners: list[tuple[str, int, tuple[str, int]]]
+        if advertised is None:
+            single = chaos_advertised or ("127.0.0.1", self.chaos_port)
+            self.chaos_listeners = [("CHAOS", self.chaos_port, single)]  # type: ignore[list-item]
+        else:
+            ports = [self.chaos_port] + [next(picked) for _ in advertised[1:]]
+            self.chaos_listeners = [
+                (f"CHAOS{i}", port, address)
+                for i, (port, address) in enumerate(zip(ports, advertised, strict=True))
+            ]
+        self.chaos_advertised = self.chaos_listeners[0][2]
         self.num_partitions = num_partitions
         self.version = version
         self.lib_dir = lib_dir
@@ -225,6 +241,16 @@ class KafkaBroker:
         return f"{host}:{port}"
 
     @property
+    def chaos_ports(self) -> list[int]:
+        """The broker's own port of each CHAOS listener (what each proxy route forwards to)."""
+        return [port for _, port, _ in self.chaos_listeners]
+
+    @property
+    def bootstraps_chaos(self) -> list[str]:
+        """``host:port`` of each CHAOS listener's advertised address, in listener order."""
+        return [f"{host}:{port}" for _, _, (host, port) in self.chaos_listeners]
+
+    @property
     def pid(self) -> int | None:
         """The broker JVM's pid while it runs."""
         return self._proc.pid if self.running and self._proc else None
@@ -236,18 +262,20 @@ class KafkaBroker:
 
     def server_properties(self) -> str:
         """The broker's ``server.properties``."""
-        host, port = self.chaos_advertised
+        chaos = self.chaos_listeners
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "controller.listener.names": "CONTROLLER",
             "listeners": f"DIRECT://127.0.0.1:{self.direct_port},"
-            f"CHAOS://127.0.0.1:{self.chaos_port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"DIRECT://127.0.0.1:{self.direct_port},CHAOS://{host}:{port}",
-            "listener.security.protocol.map": "DIRECT:PLAINTEXT,CHAOS:PLAINTEXT,"
-            "CONTROLLER:PLAINTEXT",
+            + "".join(f"{name}://127.0.0.1:{port}," for name, port, _ in chaos)
+            + f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"DIRECT://127.0.0.1:{self.direct_port}"
+            + "".join(f",{name}://{host}:{port}" for name, _, (host, port) in chaos),
+            "listener.security.protocol.map": "DIRECT:PLAINTEXT,"
+            + "".join(f"{name}:PLAINTEXT," for name, _, _ in chaos)
+            + "CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "DIRECT",
             "log.dirs": str(self.data_dir / "logs"),
             "num.partitions": str(self.num_partitions),
@@ -438,6 +466,19 @@ class KafkaBroker:
             proc.wait()
 
 
+def _advertised_list(
+    value: tuple[str, int] | Sequence[tuple[str, int]] | None,
+) -> list[tuple[str, int]] | None:
+    """The advertised addresses when several listeners were asked for, else None."""
+    if value is None or (len(value) == 2 and isinstance(value[0], str)):
+        return None
+    pairs = cast("Sequence[tuple[str, int]]", value)
+    listed = [(str(host), int(port)) for host, port in pairs]
+    if not listed:
+        raise ValueError("chaos_advertised: give at least one HOST, PORT pair")
+    return listed
+
+
 def _parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -461,7 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--direct-port", type=int)
     p_run.add_argument("--chaos-port", type=int)
     p_run.add_argument("--controller-port", type=int)
-    p_run.add_argument("--chaos-advertised", type=_parse_address, metavar="HOST:PORT")
+    p_run.add_argument(
+        "--chaos-advertised", type=_parse_address, metavar="HOST:PORT", action="append",
+        help="once: one CHAOS listener; repeated: listeners CHAOS0..CHAOSn-1, one per address",
+    )  # fmt: skip
     p_run.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
 
@@ -478,13 +522,20 @@ def main(argv: list[str] | None = None) -> int:
         direct_port=args.direct_port,
         chaos_port=args.chaos_port,
         controller_port=args.controller_port,
-        chaos_advertised=args.chaos_advertised,
+        chaos_advertised=(
+            args.chaos_advertised[0]
+            if args.chaos_advertised and len(args.chaos_advertised) == 1
+            else args.chaos_advertised
+        ),
         num_partitions=args.partitions,
     )
     with broker:
         print(f"KAFKA_BOOTSTRAP_DIRECT={broker.bootstrap_direct}")
         print(f"KAFKA_BOOTSTRAP_CHAOS={broker.bootstrap_chaos}")
         print(f"KAFKA_CHAOS_LISTENER=127.0.0.1:{broker.chaos_port}")
+        if len(broker.chaos_listeners) > 1:
+            for name, port, (host, adv_port) in broker.chaos_listeners:
+                print(f"KAFKA_{name}_LISTENER=127.0.0.1:{port} ADVERTISED={host}:{adv_port}")
         print(f"KAFKA_LOG={broker.log_file}", flush=True)
         while not stopping.wait(1.0):
             if not broker.running:

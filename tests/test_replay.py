@@ -31,7 +31,7 @@ async def test_recorded_histories_replay_on_current_code(path: Path) -> None:
         workflows=WORKFLOWS, workflow_runner=workflow_runner(),
         data_converter=pydantic_data_converter,
     )  # fmt: skip
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     await replayer.replay_workflow(history)
 
 
