@@ -1,0 +1,242 @@
+"""The system under test on one machine: the fault proxy, and the stand-in wired through it.
+
+Owns starting and stopping two processes under a root directory:
+
+- the fault proxy (``python -m activities.local.proxy``) with one route per (replica, peer):
+  ``replica-i/temporal`` -> the Temporal frontend, ``replica-i/kafka`` -> the broker's listener
+  ``CHAOSi``, which advertises that same proxy port (so all of replica i's Kafka traffic keeps
+  crossing its route; see `devstack.kafka`);
+- the stand-in (``python -m standin up``): its supervisor runs replica i against its own two
+  routes; its load generator and consumer talk to Temporal and Kafka directly.
+
+Layout: ``<root>/sut`` (the supervisor's state dir), ``<root>/proxy`` (the proxy's control
+dir), ``<root>/*.log``. Tests and the main job use it; it never starts Temporal or Kafka itself
+except in the ``run`` CLI, and never touches processes it did not start.
+
+    python -m devstack.sut run --root /tmp/bytebot-sut --replicas 3   # all of it, until ^C
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from activities.local.control import ProxyConfig, Route, config_file
+from devstack.kafka import KafkaBroker, free_ports
+from devstack.ports import wait_for_port
+
+
+@dataclass(frozen=True)
+class SutPorts:
+    """The proxy's listening ports: one per replica for Temporal, one for Kafka."""
+
+    temporal: list[int]
+    kafka: list[int]
+
+    @classmethod
+    def pick(cls, replicas: int) -> SutPorts:
+        """Free loopback ports for ``replicas`` replicas."""
+        ports = free_ports(2 * replicas)
+        return cls(temporal=ports[:replicas], kafka=ports[replicas:])
+
+    @property
+    def kafka_advertised(self) -> list[tuple[str, int]]:
+        """What the broker's CHAOS0..n-1 listeners must advertise (`KafkaBroker`)."""
+        return [("127.0.0.1", port) for port in self.kafka]
+
+
+class LocalSut:
+    """The fault proxy and the stand-in supervisor, started and stopped together."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        ports: SutPorts,
+        temporal_address: str,
+        kafka_chaos_ports: Sequence[int],
+        kafka_direct: str,
+        replicas: int = 3,
+        memory_limit_mb: int = 512,
+        load: bool = True,
+        consumer: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        if not len(ports.temporal) == len(ports.kafka) == len(kafka_chaos_ports) == replicas:
+            raise ValueError("give one proxy port pair and one Kafka CHAOS listener per replica")
+        self.root = root.resolve()
+        self.ports = ports
+        self.temporal_address = temporal_address
+        self.kafka_direct = kafka_direct
+        self.replicas = replicas
+        self.routes = [
+            route
+            for i in range(replicas)
+            for route in (
+                Route(name=f"replica-{i}/temporal", replica=f"replica-{i}", peer="temporal",
+                      listen_port=ports.temporal[i], upstream=temporal_address),
+                Route(name=f"replica-{i}/kafka", replica=f"replica-{i}", peer="kafka",
+                      listen_port=ports.kafka[i], upstream=f"127.0.0.1:{kafka_chaos_ports[i]}"),
+            )
+        ]  # fmt: skip
+        self.standin_args = [
+            "--replicas", str(replicas), "--memory-limit-mb", str(memory_limit_mb),
+            "--temporal-addresses", ",".join(f"127.0.0.1:{p}" for p in ports.temporal),
+            "--kafka-bootstraps", ",".join(f"127.0.0.1:{p}" for p in ports.kafka),
+            "--temporal-address", temporal_address, "--kafka-bootstrap", kafka_direct,
+            *([] if load else ["--no-load"]), *([] if consumer else ["--no-consumer"]),
+            *extra_args,
+        ]  # fmt: skip
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    @classmethod
+    def for_broker(
+        cls, root: Path, broker: KafkaBroker, ports: SutPorts, temporal_address: str, **kw: object
+    ) -> LocalSut:
+        """A SUT against a broker started with ``chaos_advertised=ports.kafka_advertised``."""
+        return cls(
+            root, ports=ports, temporal_address=temporal_address,
+            kafka_chaos_ports=broker.chaos_ports, kafka_direct=broker.bootstrap_direct,
+            replicas=len(ports.kafka), **kw,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    @property
+    def state_dir(self) -> Path:
+        """The supervisor's state dir (``state.json``, ``hold/``): LocalBackend's sut_state_dir."""
+        return self.root / "sut"
+
+    @property
+    def control_dir(self) -> Path:
+        """The proxy's control dir: LocalBackend's proxy_control_dir."""
+        return self.root / "proxy"
+
+    def route_port(self, replica: str, peer: str) -> int:
+        """Where the proxy listens for ``replica``'s traffic to ``peer``."""
+        return next(r.listen_port for r in self.routes if r.replica == replica and r.peer == peer)
+
+    def start(self, timeout_s: float = 60.0) -> LocalSut:
+        """Start the proxy, then the stand-in; return once every replica is ready."""
+        self.control_dir.mkdir(parents=True, exist_ok=True)
+        config = ProxyConfig(control_dir=self.control_dir, routes=self.routes)
+        config_file(self.control_dir).write_text(config.model_dump_json(indent=2))
+        self._spawn("proxy", ["-m", "activities.local.proxy", "--config",
+                              str(config_file(self.control_dir))])  # fmt: skip
+        for route in self.routes:
+            if not wait_for_port("127.0.0.1", route.listen_port, 10.0):
+                self.stop()
+                raise RuntimeError(f"the fault proxy did not listen for {route.name}: "
+                                   f"{self._tail('proxy')}")  # fmt: skip
+        self._spawn("standin", ["-m", "standin", "up", "--state-dir", str(self.state_dir),
+                                *self.standin_args])  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while not self.all_ready():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self._procs):
+                self.stop()
+                raise RuntimeError(f"the stand-in's replicas were not ready in {timeout_s}s: "
+                                   f"{self._tail('standin')}")  # fmt: skip
+            time.sleep(0.1)
+        return self
+
+    def state(self) -> dict[str, object]:
+        """The supervisor's ``state.json`` as plain data ({} before it is written)."""
+        try:
+            return dict(json.loads((self.state_dir / "state.json").read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def all_ready(self) -> bool:
+        """Whether the supervisor reports every replica ready."""
+        replicas = self.state().get("replicas") or []
+        assert isinstance(replicas, list)
+        return len(replicas) == self.replicas and all(r.get("ready") for r in replicas)
+
+    def stop(self) -> None:
+        """Stop the stand-in (it stops its replicas), then the proxy; safe to call twice."""
+        while self._procs:
+            proc = self._procs.pop()
+            if proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        project = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [project, os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        with open(self.root / f"{name}.log", "ab") as log:
+            self._procs.append(subprocess.Popen(
+                [sys.executable, *args], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, cwd=self.root, env=env, start_new_session=True,
+            ))  # fmt: skip
+
+    def _tail(self, name: str, lines: int = 30) -> str:
+        try:
+            text = (self.root / f"{name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> LocalSut:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devstack.sut run``: Temporal (unless given), Kafka, proxy and stand-in."""
+    from devstack.temporal import TemporalDevServer
+
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.sut",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run everything until SIGINT/SIGTERM")
+    run.add_argument("--root", type=Path, required=True)
+    run.add_argument("--replicas", type=int, default=3)
+    run.add_argument("--temporal-address", help="an existing Temporal; default: start one")
+    run.add_argument("--no-load", action="store_true")
+    args = parser.parse_args(argv)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    ports = SutPorts.pick(args.replicas)
+    temporal = None if args.temporal_address else TemporalDevServer(ui=True).start()
+    address = args.temporal_address or (temporal.address if temporal else "")
+    try:
+        with KafkaBroker(args.root / "kafka", chaos_advertised=ports.kafka_advertised) as broker:
+            sut = LocalSut.for_broker(args.root, broker, ports, address, load=not args.no_load)
+            with sut:
+                print(f"TEMPORAL_ADDRESS={address}")
+                print(f"KAFKA_BOOTSTRAP_DIRECT={broker.bootstrap_direct}")
+                print(f"SUT_STATE_DIR={sut.state_dir}")
+                print(f"PROXY_CONTROL_DIR={sut.control_dir}", flush=True)
+                stopping.wait()
+    finally:
+        if temporal is not None:
+            temporal.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,536 @@
+"""The local fault backend against the real stand-in: each seed fault happens, then is gone.
+
+Real parts only: a Temporal dev server, a single-node Kafka with one CHAOS listener per replica,
+the fault proxy and the stand-in supervisor with three replicas in cgroup v1 (devstack.sut),
+stress-ng. Effects are measured from outside: Kafka round trips and Temporal RPCs through a
+replica's proxy routes, a producer's throughput through them, the supervisor's state.json, and
+the replica cgroups' CPU and memory use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import struct
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from pydantic import TypeAdapter
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment
+
+from activities.backend import FaultRejected, NotYet
+from activities.faults import FaultActivities
+from activities.local import procs
+from activities.local.control import read_status, rules_dir
+from activities.local_faults import LocalBackend
+from devstack.kafka import KafkaBroker
+from devstack.sut import LocalSut, SutPorts
+from devstack.temporal import TemporalDevServer
+from models.faults import FaultSpec
+from models.ledger import FaultRequest, Injection, ReplicaQuery
+from tests.conftest import assert_eventually
+
+pytestmark = pytest.mark.timeout(120)
+REPLICAS = 3
+SPEC: TypeAdapter[Any] = TypeAdapter(FaultSpec)
+FAST_S, SLOW_S = 0.05, 0.18  # a plain loopback round trip / one with 200 ms added
+CPU_RISE = 0.2  # cores; the seed's 80% load gets less when the machine is busy
+needs_stress_ng = pytest.mark.skipif(
+    shutil.which("stress-ng") is None, reason="run scripts/install-system-packages.sh"
+)
+
+
+@pytest.fixture(scope="module")
+def sut(
+    temporal_server: TemporalDevServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalSut]:
+    """Kafka with a CHAOS listener per replica, the fault proxy and the stand-in (no load)."""
+    root = tmp_path_factory.mktemp("local-faults")
+    ports = SutPorts.pick(REPLICAS)
+    with KafkaBroker(root / "kafka", chaos_advertised=ports.kafka_advertised) as broker:
+        sut = LocalSut.for_broker(
+            root, broker, ports, temporal_server.address, load=False, consumer=False
+        )
+        with sut:
+            yield sut
+
+
+@pytest.fixture(scope="module")
+async def backend(sut: LocalSut, tmp_path_factory: pytest.TempPathFactory) -> LocalBackend:
+    backend = LocalBackend(tmp_path_factory.mktemp("backend-state"), sut.state_dir, sut.control_dir)
+    assert await backend.sweep() == []
+    return backend
+
+
+@pytest.fixture(autouse=True)
+async def steady(sut: LocalSut) -> AsyncIterator[None]:
+    """Each test starts and ends with every replica ready (faults recovered)."""
+    await assert_eventually(sut.all_ready, timeout_s=30)
+    yield
+    await assert_eventually(sut.all_ready, timeout_s=30)
+
+
+def request(
+    fault: dict[str, Any], seconds: float = 30, fault_id: str | None = None
+) -> FaultRequest:
+    return FaultRequest(
+        fault_id=fault_id or f"t-{fault['action']}-{uuid4().hex[:8]}", run_id="test-run", step=0,
+        fault=SPEC.validate_python({"duration": f"{seconds:g}s", **fault}),
+        expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
+    )  # fmt: skip
+
+
+async def confirmed(backend: LocalBackend, req: FaultRequest, timeout_s: float = 20) -> Injection:
+    """Poll confirm until the fault is in effect (as the workflow's retry policy does)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await backend.confirm(req)
+        except NotYet:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def replica(sut: LocalSut, name: str) -> dict[str, Any]:
+    return next(r for r in sut.state()["replicas"] if r["name"] == name)  # type: ignore[attr-defined]
+
+
+def others(name: str) -> list[str]:
+    return [f"replica-{i}" for i in range(REPLICAS) if f"replica-{i}" != name]
+
+
+# --- measuring through a replica's Kafka route -----------------------------------------------
+
+
+def metadata_round_trip(sock: socket.socket) -> float:
+    """Send a Kafka Metadata request on ``sock`` and wait for the whole answer; seconds taken."""
+    client = b"chaos-test"
+    body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", 0)
+    started = time.monotonic()
+    sock.sendall(struct.pack(">i", len(body)) + body)
+    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
+    recv_exactly(sock, size)
+    return time.monotonic() - started
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def connect(sut: LocalSut, name: str, timeout_s: float = 5.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", sut.route_port(name, "kafka")), timeout=timeout_s)
+
+
+def round_trips(sut: LocalSut, name: str, count: int) -> list[float]:
+    with connect(sut, name) as sock:
+        return [metadata_round_trip(sock) for _ in range(count)]
+
+
+async def produce_seconds(sut: LocalSut, name: str, size: int) -> float:
+    """Seconds to produce one ``size``-byte message through the replica's Kafka route."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=f"127.0.0.1:{sut.route_port(name, 'kafka')}", acks=1,
+        max_request_size=4 * size, request_timeout_ms=30000,
+    )  # fmt: skip
+    await producer.start()
+    try:
+        await producer.send_and_wait("bandwidth-probe", b"warm-up")
+        started = time.monotonic()
+        await producer.send_and_wait("bandwidth-probe", os.urandom(size))
+        return time.monotonic() - started
+    finally:
+        await producer.stop()
+
+
+async def temporal_client(sut: LocalSut, name: str) -> Client:
+    """A Temporal client whose connection crosses the replica's Temporal route."""
+    return await Client.connect(f"127.0.0.1:{sut.route_port(name, 'temporal')}")
+
+
+async def rpc_seconds(client: Client, timeout_s: float = 5.0) -> float:
+    """Seconds one Temporal frontend RPC takes over ``client``'s connection."""
+    started = time.monotonic()
+    await client.workflow_service.get_system_info(
+        GetSystemInfoRequest(), timeout=timedelta(seconds=timeout_s)
+    )
+    return time.monotonic() - started
+
+
+def cgroup_cores(sut: LocalSut, name: str, window_s: float = 1.0) -> float:
+    cpu = Path(replica(sut, name)["cgroup"]["cpu"])
+    pids = procs.cgroup_pids(cpu)
+    before = procs.cpu_seconds(pids)
+    time.sleep(window_s)
+    return (procs.cpu_seconds(pids) - before) / window_s
+
+
+def cgroup_memory(sut: LocalSut, name: str) -> int:
+    return procs.memory_usage(Path(replica(sut, name)["cgroup"]["memory"]))
+
+
+# --- pod faults ------------------------------------------------------------------------------
+
+
+async def test_pod_kill_replaces_the_replica_process_once(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "pod-kill"})
+    injection = await backend.inject(req)
+    [target] = injection.targets
+    old_pid, old_restarts = int(target.uid), target.restarts or 0
+
+    effect = await confirmed(backend, req)
+    now = replica(sut, target.name)
+    assert now["pid"] not in (None, old_pid)
+    assert now["restarts"] == old_restarts + 1
+    assert now["last_exit_code"] == 137 and now["last_exit_reason"] == "Killed"
+    assert effect.in_effect and effect.targets[0].uid == str(now["pid"])
+
+    again = await backend.inject(req)  # a retried activity adopts; it does not kill again
+    assert [t.name for t in again.targets] == [target.name]
+    assert replica(sut, target.name)["restarts"] == old_restarts + 1
+
+    recovery = await backend.recover(req)
+    assert recovery.recovered and f"{target.name}: back as pid {now['pid']}" in recovery.evidence[0]
+    assert (await backend.recover(req)).recovered  # idempotent
+
+
+async def test_pod_failure_holds_the_replica_down_until_recovered(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "pod-failure"})
+    [target] = (await backend.inject(req)).targets
+    effect = await confirmed(backend, req)
+    assert "down" in effect.evidence[0]
+    await asyncio.sleep(1.5)  # the supervisor does not restart a held replica
+    assert replica(sut, target.name)["pid"] is None
+    assert replica(sut, target.name)["phase"] == "Held"
+
+    recovery = await backend.recover(req)
+    assert not (sut.state_dir / "hold" / target.name).exists()
+    assert any("back as pid" in e for e in recovery.evidence)
+    back = replica(sut, target.name)
+    assert back["pid"] is not None and back["pid"] != int(target.uid)
+
+
+async def test_container_kill_is_a_real_oom_kill(sut: LocalSut, backend: LocalBackend) -> None:
+    req = request({"action": "container-kill"})
+    [planned] = (await backend.preview(req)).targets  # the same seeded choice as inject's
+    old = replica(sut, planned.name)
+    assert old["cgroup"]["memory"], "the stand-in must run replicas in a memory cgroup"
+    [target] = (await backend.inject(req)).targets
+    assert target.name == planned.name
+
+    effect = await confirmed(backend, req)
+    now = replica(sut, target.name)
+    assert now["last_exit_code"] == 137 and now["last_exit_reason"] == "OOMKilled"
+    assert now["cgroup"]["oom_kills"] > old["cgroup"]["oom_kills"]
+    assert now["pid"] not in (None, int(target.uid))
+    assert "OOMKilled" in effect.evidence[0]
+    assert (await backend.recover(req)).recovered
+
+
+# --- network faults --------------------------------------------------------------------------
+
+
+async def test_network_delay_adds_the_latency_to_the_target_only(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "network-delay", "latency": "200ms"})
+    [target] = (await backend.preview(req)).targets
+    before = await asyncio.to_thread(round_trips, sut, target.name, 5)
+    assert statistics.median(before) < FAST_S
+    temporal = await temporal_client(sut, target.name)
+    assert min([await rpc_seconds(temporal) for _ in range(3)]) < FAST_S
+
+    await backend.inject(req)
+    effect = await confirmed(backend, req)
+    assert f"{target.name}/kafka: applied" in " ".join(effect.evidence)
+    during = await asyncio.to_thread(round_trips, sut, target.name, 5)
+    assert min(during) >= 0.2, during
+    assert min([await rpc_seconds(temporal) for _ in range(3)]) >= 0.2
+    bystander = await asyncio.to_thread(round_trips, sut, others(target.name)[0], 5)
+    assert statistics.median(bystander) < FAST_S
+
+    recovery = await backend.recover(req)
+    assert "no longer applies" in recovery.evidence[0]
+    after = await asyncio.to_thread(round_trips, sut, target.name, 5)
+    assert statistics.median(after) < FAST_S
+    assert min([await rpc_seconds(temporal) for _ in range(3)]) < FAST_S
+
+
+async def test_network_loss_stalls_about_the_configured_share(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "network-loss", "loss_pct": 25, "peers": ["kafka"]})
+    [target] = (await backend.inject(req)).targets
+    await confirmed(backend, req)
+    during = await asyncio.to_thread(round_trips, sut, target.name, 40)
+    stalled = sum(1 for t in during if t >= SLOW_S)
+    assert 3 <= stalled <= 20, sorted(during)  # binomial(40, 0.25): mean 10
+
+    def proxy_counted_them() -> None:
+        status = read_status(sut.control_dir)  # rewritten every 200 ms
+        assert status is not None and status.routes[f"{target.name}/kafka"].chunks_lost >= stalled
+
+    await assert_eventually(proxy_counted_them, timeout_s=3)
+
+    await backend.recover(req)
+    after = await asyncio.to_thread(round_trips, sut, target.name, 20)
+    assert max(after) < SLOW_S
+
+
+async def test_network_partition_blackholes_old_and_new_connections_until_healed(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "network-partition"})
+    [target] = (await backend.preview(req)).targets
+    temporal = await temporal_client(sut, target.name)  # connected before the partition
+    await backend.inject(req)
+    await confirmed(backend, req)
+    with pytest.raises(RPCError):
+        await rpc_seconds(temporal, timeout_s=1.0)
+    old = connect(sut, target.name, timeout_s=1.0)
+    new = connect(sut, target.name, timeout_s=1.0)  # accepted: a partition does not refuse
+    for sock in (old, new):
+        with pytest.raises(TimeoutError):
+            metadata_round_trip(sock)
+        sock.close()
+
+    await backend.recover(req)
+    assert max(await asyncio.to_thread(round_trips, sut, target.name, 3)) < FAST_S
+    assert await rpc_seconds(temporal) < 1.0  # the same connection works again
+
+
+async def test_network_bandwidth_caps_throughput_at_the_rate(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    size, rate_bytes_s = 200_000, 1000 * 1000 / 8  # the seed's 1mbps
+    req = request({"action": "network-bandwidth", "rate_kbps": 1000, "peers": ["kafka"]})
+    [target] = (await backend.preview(req)).targets
+    assert await produce_seconds(sut, target.name, size) < 0.5
+
+    await backend.inject(req)
+    await confirmed(backend, req)
+    throughput = size / await produce_seconds(sut, target.name, size)
+    assert 0.6 * rate_bytes_s <= throughput <= 1.15 * rate_bytes_s, throughput
+
+    await backend.recover(req)
+    assert await produce_seconds(sut, target.name, size) < 0.5
+
+
+async def test_dns_error_fails_new_connections_and_spares_open_ones(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "dns-error"})
+    [target] = (await backend.preview(req)).targets
+    temporal = await temporal_client(sut, target.name)
+    with connect(sut, target.name) as opened:
+        metadata_round_trip(opened)
+        await backend.inject(req)
+        await confirmed(backend, req)
+        with connect(sut, target.name, timeout_s=2.0) as fresh, pytest.raises(ConnectionError):
+            metadata_round_trip(fresh)  # closed at once, as a failed resolution
+        with pytest.raises((RuntimeError, TimeoutError)):
+            async with asyncio.timeout(10):
+                await temporal_client(sut, target.name)
+        assert metadata_round_trip(opened) < FAST_S  # open connections still work
+        assert await rpc_seconds(temporal) < FAST_S
+
+        def proxy_counted_it() -> None:
+            status = read_status(sut.control_dir)
+            assert status is not None and status.routes[f"{target.name}/kafka"].refused_dns >= 1
+
+        await assert_eventually(proxy_counted_it, timeout_s=3)
+
+    await backend.recover(req)
+    assert max(await asyncio.to_thread(round_trips, sut, target.name, 3)) < FAST_S
+
+
+async def test_each_replicas_kafka_traffic_stays_on_its_own_route(sut: LocalSut) -> None:
+    for i in range(REPLICAS):
+        port = sut.route_port(f"replica-{i}", "kafka")
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}")
+        await producer.start()
+        try:
+            await producer.send_and_wait("route-probe", b"x")
+            brokers = [(b.host, b.port) for b in producer.client.cluster.brokers()]
+        finally:
+            await producer.stop()
+        assert brokers == [("127.0.0.1", port)]  # listener CHAOSi advertises route i
+
+
+# --- stress ----------------------------------------------------------------------------------
+
+
+def stress_pids(backend: LocalBackend, req: FaultRequest) -> list[int]:
+    entry = backend.ledger.load(req.fault_id)
+    assert entry is not None
+    return entry.helper_pids
+
+
+@needs_stress_ng
+async def test_cpu_stress_loads_the_replica_cgroup_until_recovered(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "cpu-stress"})  # the seed's 80% load, one worker
+    [target] = (await backend.preview(req)).targets
+    before = await asyncio.to_thread(cgroup_cores, sut, target.name)
+    assert before < 0.3
+
+    await backend.inject(req)
+    effect = await confirmed(backend, req)
+    assert "CPU use" in effect.evidence[0]
+    # 0.8 cores on an idle machine; other work on this 2-core machine may take a share.
+    assert await asyncio.to_thread(cgroup_cores, sut, target.name) >= before + CPU_RISE
+
+    await backend.recover(req)
+    assert not any(procs.group_members(pid) for pid in stress_pids(backend, req))
+    assert await asyncio.to_thread(cgroup_cores, sut, target.name) < 0.3
+
+
+@needs_stress_ng
+async def test_memory_stress_fills_the_replica_cgroup_until_recovered(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "memory-stress"})  # the seed's 256MB
+    [target] = (await backend.preview(req)).targets
+    baseline = cgroup_memory(sut, target.name)
+
+    await backend.inject(req)
+    await confirmed(backend, req)
+    assert cgroup_memory(sut, target.name) - baseline >= 200 * 2**20
+
+    await backend.recover(req)
+    assert not any(procs.group_members(pid) for pid in stress_pids(backend, req))
+    assert cgroup_memory(sut, target.name) - baseline < 64 * 2**20
+
+
+@needs_stress_ng
+async def test_combined_stress_loads_cpu_and_memory_together(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    req = request({"action": "combined-stress"})
+    [target] = (await backend.preview(req)).targets
+    baseline = cgroup_memory(sut, target.name)
+    before = await asyncio.to_thread(cgroup_cores, sut, target.name)
+
+    await backend.inject(req)
+    effect = await confirmed(backend, req)
+    assert "CPU use" in effect.evidence[0] and "cgroup memory" in effect.evidence[0]
+    assert await asyncio.to_thread(cgroup_cores, sut, target.name) >= before + CPU_RISE
+    assert cgroup_memory(sut, target.name) - baseline >= 200 * 2**20
+
+    await backend.recover(req)
+    assert not any(procs.group_members(pid) for pid in stress_pids(backend, req))
+    assert cgroup_memory(sut, target.name) - baseline < 64 * 2**20
+
+
+# --- bounded faults, selection, the adapter ---------------------------------------------------
+
+
+@needs_stress_ng
+async def test_faults_end_by_their_expiry_without_recovery_and_the_janitor_tidies_up(
+    sut: LocalSut, backend: LocalBackend, tmp_path: Path
+) -> None:
+    delay = request({"action": "network-delay", "peers": ["kafka"]}, seconds=3)
+    hold = request({"action": "pod-failure"}, seconds=3)
+    stress = request({"action": "cpu-stress"}, seconds=3)
+    for req in (delay, hold, stress):
+        await backend.inject(req)
+        await confirmed(backend, req)
+    [slow] = (await backend.preview(delay)).targets
+    [held] = (await backend.preview(hold)).targets
+    # The chaos worker "dies" here: nobody calls recover. Each fault ends by its own expiry.
+
+    async def all_ended() -> None:
+        assert max(await asyncio.to_thread(round_trips, sut, slow.name, 3)) < FAST_S
+        assert replica(sut, held.name)["pid"] is not None
+        assert not any(procs.group_members(pid) for pid in stress_pids(backend, stress))
+
+    await assert_eventually(all_ended, timeout_s=15)
+    status = read_status(sut.control_dir)
+    assert status is not None and delay.fault_id in status.expired_rules
+
+    janitor = LocalBackend(backend.env.state_dir, sut.state_dir, sut.control_dir)  # a new worker
+    swept = await janitor.sweep()
+    assert {delay.fault_id, hold.fault_id, stress.fault_id} <= set(swept)
+    assert not list(rules_dir(sut.control_dir).glob("*.json"))
+    assert not (sut.state_dir / "hold" / held.name).exists()
+    assert await janitor.sweep() == []
+
+
+async def test_selection_follows_the_mode_and_is_stable_per_fault_id(backend: LocalBackend) -> None:
+    def target(**kw: Any) -> dict[str, Any]:
+        return {"action": "pod-kill", "target": kw}
+
+    async def picked(fault: dict[str, Any], fault_id: str = "sel") -> list[str]:
+        preview = await backend.preview(request(fault, fault_id=fault_id))
+        return [t.name for t in preview.targets]
+
+    assert len(await picked(target(mode="all"))) == REPLICAS
+    assert len(await picked(target(mode="fixed", value=2))) == 2
+    assert len(await picked(target(mode="fixed-percent", value=34))) == 1  # floor(3 * 0.34)
+    assert len(await picked(target(mode="random-max-percent", value=100))) <= REPLICAS
+    assert await picked(target(mode="one"), "same") == await picked(target(mode="one"), "same")
+    spread = {tuple(await picked(target(mode="one"), f"id-{i}")) for i in range(20)}
+    assert len(spread) > 1
+
+    other_app = request(target(labels={"app": "something-else"}))
+    assert not (await backend.preview(other_app)).accepted
+    with pytest.raises(FaultRejected, match="no target matched"):
+        await backend.inject(other_app)
+    other_ns = request(target(namespace="kube-system"))
+    with pytest.raises(FaultRejected, match="not allowed"):
+        await backend.inject(other_ns)
+    assert backend.ledger.load(other_app.fault_id) is None  # a rejected fault leaves nothing
+
+
+async def test_read_replicas_lists_every_replica_as_a_pod(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    replicas = (await backend.read_replicas(ReplicaQuery.model_validate({"target": {}}))).replicas
+    assert [r.name for r in replicas] == [f"replica-{i}" for i in range(REPLICAS)]
+    assert all(r.namespace == "bytebot" and r.ready for r in replicas)
+    assert [r.uid for r in replicas] == [str(replica(sut, r.name)["pid"]) for r in replicas]
+
+
+async def test_the_fault_activities_drive_the_local_backend(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    acts = FaultActivities(backend)
+    env = ActivityEnvironment()
+    heartbeats: list[Any] = []
+    env.on_heartbeat = lambda *details: heartbeats.append(details)
+    req = request({"action": "pod-failure"})
+    injection = await env.run(acts.inject_fault, req)
+
+    async def in_effect() -> bool:
+        try:
+            return (await env.run(acts.confirm_fault, req)).in_effect
+        except NotYet as e:  # what the workflow's retry policy polls on
+            raise AssertionError(str(e)) from e
+
+    await assert_eventually(in_effect, timeout_s=20)
+    recovery = await env.run(acts.recover_fault, req)
+    assert recovery.recovered and replica(sut, injection.targets[0].name)["pid"] is not None
+    assert heartbeats  # the recovery waited for the replica, heartbeating
