@@ -103,7 +103,12 @@ def build_backend(settings: Settings) -> FaultBackend:
         return ChaosMeshBackend.from_settings(settings)
     from activities.local_faults import LocalBackend
 
-    return LocalBackend.from_settings(settings)
+    # One root for the local system: the stand-in's state (sut/), the fault proxy's control
+    # dir (proxy/) and the backend's own ledger (faults/), laid out as devstack.sut does.
+    root = settings.local_state_dir.resolve()
+    return LocalBackend(
+        state_dir=root / "faults", sut_state_dir=root / "sut", proxy_control_dir=root / "proxy"
+    )
 
 
 def verification_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:

@@ -44,6 +44,10 @@ T = TypeVar("T")
 EXPIRY_SLACK = timedelta(seconds=15)
 
 
+async def _none() -> None:
+    return None
+
+
 def _failure_text(error: BaseException) -> str:
     """The innermost message of an activity or application failure."""
     cause: BaseException | None = error
@@ -62,6 +66,7 @@ class FaultWorkflow:
         self._abort_reason: str | None = None
         self._probes: list[HoldProbe] = []
         self._cancelled = False
+        self._lag_samples: list[KafkaPositions] = []
 
     def _stopping(self) -> bool:
         """True once the hold must end early: an abort, or this run being cancelled."""
@@ -146,7 +151,8 @@ class FaultWorkflow:
         await self._set_phase("verify")
         deadline = workflow.now() + ctx.verification.settle
         canaries = [cid for p in self._probes for cid in p.canary_ids] + baseline.canary_ids
-        goal_runs = await self._probe(
+        # Both wait for the system to settle, so they wait side by side.
+        goal_runs_check = self._probe(
             names.CHECK_GOAL_RUNS,
             GoalRunsInput(
                 context=ctx, baseline=baseline, canary_ids=canaries,
@@ -154,13 +160,17 @@ class FaultWorkflow:
             ),
             GoalRunsCheck, ctx.verification,
         )  # fmt: skip
-        kafka = None
+        kafka_check = None
         if ctx.verification.kafka is not None and kafka_start is not None:
-            kafka = await self._probe(
+            kafka_check = self._probe(
                 names.CHECK_KAFKA_EVENTS,
-                KafkaCheckInput(kafka=ctx.verification.kafka, start=kafka_start, deadline=deadline),
+                KafkaCheckInput(
+                    kafka=ctx.verification.kafka, start=kafka_start, deadline=deadline,
+                    recovered_at=recovered_at, lag_samples=self._lag_samples,
+                ),
                 KafkaOrderReport, ctx.verification,
             )  # fmt: skip
+        goal_runs, kafka = await asyncio.gather(goal_runs_check, kafka_check or _none())
         await self._set_phase("done")
         return judge_fault(
             FaultObservations(
@@ -212,6 +222,8 @@ class FaultWorkflow:
                 HoldProbe, run.context.verification,
             )  # fmt: skip
             self._probes.append(probe)
+            if (positions := await self._kafka_positions(run.context)) is not None:
+                self._lag_samples.append(positions)  # the lag's course during the fault
             no_pollers_since = probe.no_pollers_since
             if probe.breach:
                 self._abort_reason = probe.breach
