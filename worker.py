@@ -114,10 +114,26 @@ def build_backend(settings: Settings) -> FaultBackend:
 def verification_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
     """The probes of the system under test (Temporal and Kafka)."""
     from activities.kafka_probe import KafkaProbeActivities
-    from activities.temporal_clients import TemporalClients
+    from activities.temporal_clients import TemporalClients, TemporalDefaults
     from activities.temporal_probe import TemporalProbeActivities
+    from models.scenario import TlsFiles
 
-    clients = TemporalClients.from_settings(client, settings)
+    tls = None
+    if settings.temporal_tls_cert or settings.temporal_tls_ca:
+
+        def text(path: Path | None) -> str | None:
+            return str(path) if path else None
+
+        tls = TlsFiles(
+            client_cert=text(settings.temporal_tls_cert),
+            client_key=text(settings.temporal_tls_key),
+            server_ca=text(settings.temporal_tls_ca),
+        )
+    defaults = TemporalDefaults(
+        address=settings.temporal_address, namespace=settings.temporal_namespace,
+        tls=tls, api_key=settings.temporal_api_key,
+    )  # fmt: skip
+    clients = TemporalClients(defaults, own=client)
     return [
         *TemporalProbeActivities(clients, backend).all(),
         *KafkaProbeActivities(settings.kafka_bootstrap).all(),

@@ -24,8 +24,7 @@ class ProbeContext(Frozen):
     fault_id: str
     verification: Verification
     target: PodTarget = Field(description="The fault's target; replicas are read through it.")
-    # model_validate: mypy without the pydantic plugin takes defaulted fields as required.
-    abort: AbortConditions = Field(default_factory=lambda: AbortConditions.model_validate({}))
+    abort: AbortConditions = Field(default_factory=AbortConditions)
 
 
 class GoalRunMark(Frozen):

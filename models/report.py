@@ -145,11 +145,12 @@ def _no_data_loss(obs: FaultObservations) -> CriterionResult:
     # A goal run started during the fault that failed while it held is lost work too.
     lost = {x.workflow_id for x in runs.losses}
     for probe in obs.probes:
-        for failed in probe.failed_goal_run_reasons or probe.failed_goal_runs:
-            workflow_id = failed.split(": ")[0]
+        reasons = probe.failed_goal_run_reasons
+        for n, workflow_id in enumerate(probe.failed_goal_runs):
             if workflow_id not in lost:
                 lost.add(workflow_id)
-                findings.append(f"{failed}: failed while the fault held")
+                said = reasons[n] if len(reasons) == len(probe.failed_goal_runs) else workflow_id
+                findings.append(f"{said}: while the fault held")
     if findings:
         return CriterionResult(
             criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.FAIL,
