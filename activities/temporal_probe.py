@@ -3,7 +3,7 @@
 Owns the four checks the fault workflow runs (steady state, hold probe, recovery, goal runs),
 as thin adapters over `activities.goal_runs` (reads), `activities.canaries` (canary goal runs)
 and the fault backend (worker replicas). Observations only: the verdict is
-`models.report.judge_fault`'s. It never injects or recovers a fault and never touches a goal
+`models.judge.judge_fault`'s. It never injects or recovers a fault and never touches a goal
 run that is not one of its canaries.
 
 Pollers: DescribeTaskQueue keeps listing a worker that has gone for five minutes (300 s

@@ -356,7 +356,7 @@ class KafkaBroker:
         self, names: Iterable[str], partitions: int | None = None, *, exist_ok: bool = True
     ) -> None:
         """Create topics with ``partitions`` partitions each (default: ``num_partitions``)."""
-        from aiokafka.admin import (  # type: ignore[import-untyped]
+        from aiokafka.admin import (
             AIOKafkaAdminClient,
             NewTopic,
         )

@@ -49,9 +49,9 @@ class PodTarget(Frozen):
             raise ValueError(f"mode '{self.mode}' takes no value")
         if self.mode is SelectMode.FIXED and self.value is None:
             raise ValueError("mode 'fixed' needs a value: the number of pods")
-        if self.mode in (SelectMode.FIXED_PERCENT, SelectMode.RANDOM_MAX_PERCENT):
-            if self.value is None or self.value > 100:
-                raise ValueError(f"mode '{self.mode}' needs a value between 1 and 100 (percent)")
+        percent = self.mode in (SelectMode.FIXED_PERCENT, SelectMode.RANDOM_MAX_PERCENT)
+        if percent and (self.value is None or self.value > 100):
+            raise ValueError(f"mode '{self.mode}' needs a value between 1 and 100 (percent)")
         return self
 
     def describe(self) -> str:

@@ -1,7 +1,7 @@
 """What the verification probes observe around a fault: goal runs, pollers, replicas, canaries.
 
 Each probe is an activity taking one of the `...Input` envelopes and returning one model.
-The verdict is computed from these by `models.report.judge_fault`, a pure function.
+The verdict is computed from these by `models.judge.judge_fault`, a pure function.
 """
 
 from __future__ import annotations

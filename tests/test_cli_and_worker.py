@@ -62,7 +62,9 @@ async def test_a_dry_run_from_the_temporal_cli_lists_all_eleven_seed_faults(
     harness: Harness, temporal_server: TemporalDevServer, client: Client
 ) -> None:
     workflow_id = f"dry-{uuid.uuid4()}"
-    subprocess.run(
+    # Exactly what a person types; run off the event loop, which carries the test's worker.
+    await asyncio.to_thread(
+        subprocess.run,
         [str(temporal_cli()), "workflow", "start", "--address", temporal_server.address,
          "--task-queue", harness.task_queue, "--type", "ChaosScenarioWorkflow",
          "--workflow-id", workflow_id,

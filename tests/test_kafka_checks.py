@@ -30,9 +30,10 @@ from activities import names
 from activities.kafka_probe import KafkaProbeActivities
 from devstack.kafka import KafkaBroker
 from models.faults import ExpectedBehavior
+from models.judge import judge_fault
 from models.kafka import KafkaCheckInput, KafkaCheckProgress, KafkaOrderReport, KafkaPositions
 from models.ledger import FaultRecord
-from models.report import Criterion, FaultObservations, Verdict, judge_fault
+from models.report import Criterion, FaultObservations, Verdict
 from models.scenario import KafkaTarget
 from tests.conftest import assert_eventually
 from workflows import policies

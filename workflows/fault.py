@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities import names
     from models.faults import FaultSpec
+    from models.judge import judge_fault
     from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions
     from models.ledger import FaultRecord, FaultRequest, FaultStatus, Injection, Recovery
     from models.observations import (
@@ -33,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RecoveryCheck,
         RecoveryInput,
     )
-    from models.report import FaultObservations, FaultReport, Verdict, judge_fault
+    from models.report import FaultObservations, FaultReport, Verdict
     from models.run import FaultRunInput
     from models.scenario import Verification
     from workflows import policies, visibility

@@ -22,9 +22,10 @@ with workflow.unsafe.imports_passed_through():
 
     from activities import names
     from models.faults import FaultSpec
+    from models.judge import judge_run
     from models.ledger import FaultRecord, FaultRequest, TargetPreview
     from models.observations import ProbeContext
-    from models.report import FaultReport, ScenarioReport, StepReport, Verdict, judge_run, worst
+    from models.report import FaultReport, ScenarioReport, StepReport, Verdict, worst
     from models.run import FaultRunInput, ResolvedScenario, RunStatus
     from models.scenario import Scenario, ScenarioInput, Step
     from workflows import policies, visibility
