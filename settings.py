@@ -7,11 +7,12 @@ TEMPORAL_TLS_*) are honoured, so the `temporal` CLI and this tool agree on where
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -46,8 +47,9 @@ class Settings(BaseSettings):
     )  # fmt: skip
     task_queue: str = Field("bytebot-chaos", description="Task queue of the chaos worker.")
     backend: Literal["local", "chaos-mesh"] = Field("local", description="Fault backend.")
-    allowed_namespaces: list[str] = Field(
-        default_factory=lambda: ["bytebot"], description="Namespaces faults may target."
+    allowed_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["bytebot"],
+        description="Namespaces faults may target: 'a,b' or a JSON list.",
     )
     max_targets: int = Field(10, ge=1, description="Blast radius: at most this many pods.")
     max_target_pct: int = Field(50, ge=1, le=100, description="...and this share of them.")
@@ -57,6 +59,19 @@ class Settings(BaseSettings):
     )
     kubeconfig: Path | None = Field(None, description="Kubeconfig; default: in-cluster config.")
     log_format: Literal["console", "json"] = Field("console", description="Log output.")
+    health_port: int | None = Field(
+        None, description="Serve /livez and /readyz on this port (for Kubernetes probes)."
+    )
+
+    @field_validator("allowed_namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @property
     def tls_enabled(self) -> bool:

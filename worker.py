@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,14 +30,16 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.backend import FaultBackend
 from activities.faults import FaultActivities
 from activities.scenarios import ScenarioActivities
+from health import HealthServer
 from settings import Settings
 from workflows.fault import FaultWorkflow
 from workflows.scenario import ChaosScenarioWorkflow
+from workflows.sweeper import ChaosOrphanSweeperWorkflow
 from workflows.visibility import ALL as SEARCH_ATTRIBUTES
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: list[type] = [ChaosScenarioWorkflow, FaultWorkflow]
+WORKFLOWS: list[type] = [ChaosScenarioWorkflow, FaultWorkflow, ChaosOrphanSweeperWorkflow]
 #: Our own pure modules pass through the sandbox: reloading pydantic models per run is slow.
 PASSTHROUGH = ("models", "activities", "workflows", "pydantic", "pydantic_core", "structlog")
 
@@ -151,17 +155,39 @@ def build_worker(
     )  # fmt: skip
 
 
+def backend_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
+    """Activities only some backends have (Chaos Mesh: pause/resume, the orphan sweeper)."""
+    if settings.backend != "chaos-mesh":
+        return []
+    from activities.chaos_mesh import ChaosMeshActivities, ChaosMeshBackend
+    from activities.sweeper import SweeperActivities
+
+    assert isinstance(backend, ChaosMeshBackend)
+    return [
+        *ChaosMeshActivities(backend).all(),
+        *SweeperActivities(backend.kube, client, settings.allowed_namespaces).all(),
+    ]
+
+
 async def run_worker(settings: Settings) -> None:
     """Connect, register, sweep leftovers, then poll until SIGTERM/SIGINT."""
+    health = HealthServer(settings.health_port) if settings.health_port else None
+    if health:
+        await health.start()
     client = await connect(settings)
     await ensure_search_attributes(client)
     backend = build_backend(settings)
     swept = await backend.sweep()  # the janitor: faults whose expiry passed while no one ran
     if swept:
         log.warning("expired_faults_swept", fault_ids=swept)
+    if settings.backend == "chaos-mesh":
+        from activities.sweeper import ensure_sweeper_schedule
+
+        await ensure_sweeper_schedule(client, settings.task_queue)
     activities = [
         *ScenarioActivities(settings.backend, settings.allowed_namespaces).all(),
         *FaultActivities(backend).all(),
+        *backend_activities(client, settings, backend),
         *verification_activities(client, settings, backend),
     ]
     worker = build_worker(client, settings.task_queue, activities)
@@ -172,8 +198,14 @@ async def run_worker(settings: Settings) -> None:
     log.info("worker_started", task_queue=settings.task_queue, backend=settings.backend,
              address=settings.temporal_address, namespace=settings.temporal_namespace)  # fmt: skip
     async with worker:
+        if health:
+            health.ready = True
         await stop.wait()
+        if health:
+            health.ready = False  # drain: no new work is routed while activities finish
         log.info("worker_stopping")
+    if health:
+        await health.stop()
     log.info("worker_stopped")
 
 
@@ -196,10 +228,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of `python worker.py`."""
+    """Entry point of `python worker.py`: exits without interpreter finalization (see starter)."""
     settings = parse_args(argv)
     configure_logging(settings.log_format)
     asyncio.run(run_worker(settings))
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -248,9 +248,18 @@ class DnsError(FaultBase):
 
     action: Literal["dns-error"] = "dns-error"
     patterns: list[str] = Field(
-        default_factory=lambda: ["temporal*", "*kafka*"], min_length=1,
-        description="Domain patterns that fail to resolve.",
-    )  # fmt: skip
+        default_factory=lambda: ["temporal*", "core-cluster-kafka*", "kafka*"],
+        min_length=1,
+        description="Domain patterns that fail to resolve; '*' only at the end, '?' anywhere.",
+    )
+
+    @model_validator(mode="after")
+    def _patterns_chaos_mesh_can_match(self) -> DnsError:
+        # Chaos Mesh accepts a leading '*' and then silently matches nothing: refuse it here.
+        for pattern in self.patterns:
+            if not pattern or "*" in pattern[:-1]:
+                raise ValueError(f"pattern '{pattern}': '*' may only end a pattern (e.g. 'kafka*')")
+        return self
 
     @property
     def expected(self) -> ExpectedBehavior:

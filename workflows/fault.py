@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -308,9 +308,13 @@ class FaultWorkflow:
         parent = workflow.info().parent
         if parent is None:
             return
+        signal = workflow.get_external_workflow_handle(parent.workflow_id).signal(
+            LEDGER_SIGNAL, self._record
+        )
         try:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                LEDGER_SIGNAL, self._record
-            )
-        except ApplicationError:
+            # Shielded: cancelling an in-flight external signal (when this run is cancelled
+            # while telling a terminated parent) breaks the SDK's state machine, and then the
+            # recovery in `finally` could never run.
+            await asyncio.shield(signal)
+        except FailureError:
             workflow.logger.warning("parent gone; ledger row kept in this run only")

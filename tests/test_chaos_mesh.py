@@ -1,0 +1,675 @@
+"""The Chaos Mesh backend against a real kube-apiserver with the Chaos Mesh v2.6.7 CRDs.
+
+Real parts: kube-apiserver + etcd (devstack.kube), the Temporal dev server, the real workflows
+and the real backend, kube client, sweeper and `resolve_scenario`. Stand-ins, named as such:
+`FakeChaosController` (tests/fake_chaos_controller.py) plays the Chaos Mesh controller, plain
+Pod objects with a patched Ready status play the worker pods, and `HealthyProbes`
+(tests/support/standins.py) plays the verification activities (the real probes are tested
+against real goal runs elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, utils
+from pydantic import TypeAdapter, ValidationError
+from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowFailureError
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from activities.backend import FaultRejected, NotYet
+from activities.chaos_mesh import ChaosMeshActivities, ChaosMeshBackend
+from activities.faults import FaultActivities
+from activities.kube import (
+    KubeAlreadyExists,
+    KubeClient,
+    KubeConflict,
+    KubeError,
+    KubeForbidden,
+    KubeInvalid,
+    KubeTemporary,
+    KubeThrottled,
+    classify,
+)
+from activities.manifests import KINDS, PAUSE_ANNOTATION, render_request
+from activities.scenario_files import builtin_names, load_builtin
+from activities.scenarios import ScenarioActivities
+from activities.sweeper import SweeperActivities, ensure_sweeper_schedule
+from devstack.kube import KubeApiServer
+from models.faults import FaultSpec
+from models.ledger import FaultRequest, ReplicaQuery
+from models.report import ScenarioReport, Verdict
+from models.scenario import Scenario, ScenarioInput
+from models.sweep import SweepInput, SweepReport
+from tests.conftest import assert_eventually
+from tests.fake_chaos_controller import FakeChaosController, worker_pods
+from tests.support.standins import HealthyProbes
+from worker import WORKFLOWS, workflow_runner
+from workflows.scenario import ChaosScenarioWorkflow
+from workflows.sweeper import ChaosOrphanSweeperWorkflow
+
+pytestmark = pytest.mark.timeout(300)
+REPO = Path(__file__).resolve().parent.parent
+FAULT = TypeAdapter(FaultSpec)
+#: DNS patterns Chaos Mesh accepts (a wildcard only at the end).
+DNS_PATTERNS = ["temporal*", "core-cluster-kafka*"]
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    with KubeApiServer(tmp_path_factory.mktemp("kube")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def admin(kube: KubeApiServer) -> Iterator[client.ApiClient]:
+    with kube.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def ns(kube: KubeApiServer) -> str:
+    """A fresh namespace per test, holding three Ready stand-in worker pods."""
+    name = f"chaos-{secrets.token_hex(3)}"
+    kube.ensure_namespace(name)
+    with kube.api_client() as api:
+        worker_pods(api, name, 3)
+    return name
+
+
+@pytest.fixture
+def controller(kube: KubeApiServer, ns: str) -> Iterator[FakeChaosController]:
+    with kube.api_client() as api, FakeChaosController(api, [ns]) as fake:
+        yield fake
+        assert fake.errors == []
+
+
+@pytest.fixture
+def kc(kube: KubeApiServer) -> Iterator[KubeClient]:
+    kube_client = KubeClient(kube.api_client())
+    yield kube_client
+    kube_client.close()
+
+
+@pytest.fixture
+def backend(kc: KubeClient, ns: str) -> ChaosMeshBackend:
+    return ChaosMeshBackend(kc, allowed_namespaces=[ns], poll_s=0.1, recover_wait_s=10)
+
+
+def request(ns: str, fault: dict[str, Any], *, run_id: str = "run-1", step: int = 0,
+            expires_in: timedelta = timedelta(minutes=5)) -> FaultRequest:  # fmt: skip
+    spec = FAULT.validate_python({"target": {"namespace": ns}, **fault})
+    return FaultRequest(
+        fault_id=f"chaos-{secrets.token_hex(4)}-{step:02d}-{spec.label}", run_id=run_id,
+        step=step, fault=spec, expires_at=datetime.now(UTC) + expires_in,
+        allowed_namespaces=[ns],
+    )  # fmt: skip
+
+
+async def objects(kc: KubeClient, ns: str) -> list[str]:
+    """Every Chaos Mesh object of our four kinds in a namespace (whoever made it)."""
+    return [o["metadata"]["name"] for k in KINDS for o in await kc.list_objects(k.plural, ns, "")]
+
+
+def with_dns_patterns(data: dict[str, Any]) -> dict[str, Any]:
+    for step in data["steps"]:
+        for fault in step["faults"]:
+            if fault["action"] == "dns-error":
+                fault["patterns"] = DNS_PATTERNS
+    return data
+
+
+# -- the rendered objects are valid Chaos Mesh objects ------------------------------------
+
+
+@pytest.mark.parametrize("name", builtin_names())
+async def test_every_fault_of_every_builtin_scenario_is_created_under_strict_validation(
+    name: str, kc: KubeClient, ns: str
+) -> None:
+    scenario = load_builtin(name)
+    for index, step in enumerate(scenario.steps):
+        for fault in step.faults:
+            moved = fault.model_copy(
+                update={"target": fault.target.model_copy(update={"namespace": ns})}
+            )
+            obj = render_request(FaultRequest(
+                fault_id=f"{name}-{index:02d}-{fault.label}", run_id="strict", step=index,
+                fault=moved, expires_at=datetime.now(UTC),
+            ))  # fmt: skip
+            stored = await kc.create(obj)  # field_validation=Strict: an unknown field fails
+            assert stored["spec"] == obj["spec"]
+    assert len(await objects(kc, ns)) == scenario.fault_count
+
+
+async def test_a_wrong_field_or_value_is_refused_naming_it(kc: KubeClient, ns: str) -> None:
+    obj = render_request(request(ns, {"action": "pod-kill", "duration": "30s"}))
+    obj["spec"]["gracePeriodSecs"] = 5
+    with pytest.raises(KubeInvalid, match="gracePeriodSecs") as unknown:
+        await kc.create(obj)
+    assert unknown.value.non_retryable
+    del obj["spec"]["gracePeriodSecs"]
+    obj["spec"]["mode"] = "sometimes"
+    with pytest.raises(KubeInvalid, match=r"spec\.mode") as invalid:
+        await kc.create(obj)
+    assert invalid.value.non_retryable and invalid.value.status == 422
+    assert await objects(kc, ns) == []
+
+
+# -- the backend ----------------------------------------------------------------------------
+
+
+async def test_pod_kill_replaces_one_pod_is_confirmed_by_uids_and_recovers_to_nothing(
+    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
+) -> None:
+    req = request(ns, {"action": "pod-kill", "duration": "30s"})
+    before = {
+        p.uid for p in (await backend.read_replicas(ReplicaQuery(target=req.fault.target))).replicas
+    }
+    injection = await backend.inject(req)
+    assert len(injection.targets) == 3 and "created PodChaos" in injection.evidence[0]
+    stored = await kc.get("podchaos", ns, req.fault_id)
+    assert stored is not None
+    assert stored["spec"]["duration"] == "30s"
+    assert stored["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "bytebot-chaos"
+    confirmed = await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    killed = controller.killed[0]
+    assert any(f"pod {killed}" in e and "was killed" in e for e in confirmed.evidence)
+    after = {
+        p.uid for p in (await backend.read_replicas(ReplicaQuery(target=req.fault.target))).replicas
+    }
+    assert len(after) == 3 and len(before - after) == 1  # one pod replaced, with a new uid
+
+    recovery = await backend.recover(req)
+    assert recovery.recovered and f"{req.fault_id} is gone" in recovery.evidence
+    assert await objects(kc, ns) == []
+    assert (await backend.recover(req)).evidence == [f"{req.fault_id}: nothing to delete"]
+
+
+async def _confirmed(backend: ChaosMeshBackend, req: FaultRequest) -> Any:
+    try:
+        return await backend.confirm(req)
+    except NotYet as err:
+        raise AssertionError(str(err)) from err
+
+
+async def test_container_kill_and_network_faults_are_confirmed_by_their_evidence(
+    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
+) -> None:
+    kill = request(ns, {"action": "container-kill", "duration": "30s"})
+    await backend.inject(kill)
+    effect = await assert_eventually(lambda: _confirmed(backend, kill), timeout_s=10)
+    assert any("restarted (0 -> 1 restarts)" in e for e in effect.evidence), effect.evidence
+    replicas = await backend.read_replicas(ReplicaQuery(target=kill.fault.target))
+    assert sorted(r.restarts or 0 for r in replicas.replicas) == [0, 0, 1]
+
+    delay = request(ns, {"action": "network-delay", "duration": "30s"}, step=1)
+    await backend.inject(delay)
+    effect = await assert_eventually(lambda: _confirmed(backend, delay), timeout_s=10)
+    assert effect.in_effect and len(effect.targets) == 1
+    assert any(": Injected (injected 1x" in e for e in effect.evidence), effect.evidence
+    for req in (kill, delay):
+        assert (await backend.recover(req)).recovered
+    assert await objects(kc, ns) == []
+
+
+async def test_a_retried_inject_adopts_its_object_and_never_takes_another_runs(
+    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
+) -> None:
+    req = request(ns, {"action": "cpu-stress", "duration": "30s"})
+    first = await backend.inject(req)
+    again = await backend.inject(req)
+    assert again.evidence[0].startswith("adopted StressChaos")
+    assert first.evidence[0].split("(uid ")[1] == again.evidence[0].split("(uid ")[1]
+    assert await objects(kc, ns) == [req.fault_id]
+    other_run = req.model_copy(update={"run_id": "someone-else"})
+    with pytest.raises(FaultRejected, match="belongs to run 'run-1'"):
+        await backend.inject(other_run)
+    await backend.recover(req)
+
+
+async def test_unsafe_faults_are_refused_before_anything_is_created(
+    backend: ChaosMeshBackend, kc: KubeClient, ns: str
+) -> None:
+    everything = request(ns, {"action": "pod-kill", "duration": "30s", "target": {
+        "namespace": ns, "mode": "all"}})  # fmt: skip
+    with pytest.raises(FaultRejected, match=r"3 of 3 matching pods \(100%\), more than the cap"):
+        await backend.inject(everything)
+    nobody = request(ns, {"action": "pod-kill", "duration": "30s", "target": {
+        "namespace": ns, "labels": {"app": "nobody"}}})  # fmt: skip
+    with pytest.raises(FaultRejected, match="no pod matches"):
+        await backend.inject(nobody)
+    elsewhere = request("kube-system", {"action": "pod-kill", "duration": "30s"})
+    with pytest.raises(FaultRejected, match="namespace 'kube-system' is not allowed"):
+        await backend.inject(elsewhere)
+    assert await objects(kc, ns) == [] and await objects(kc, "kube-system") == []
+
+
+async def test_the_dry_run_previews_targets_and_validates_server_side_creating_nothing(
+    backend: ChaosMeshBackend, kc: KubeClient, ns: str
+) -> None:
+    ok = await backend.preview(request(ns, {"action": "network-loss", "duration": "30s"}))
+    assert ok.accepted and len(ok.targets) == 3 and all(t.ready for t in ok.targets)
+    everything = {
+        "action": "dns-error",
+        "duration": "30s",
+        "target": {"namespace": ns, "mode": "all"},
+    }
+    bad = await backend.preview(request(ns, everything))
+    assert not bad.accepted
+    assert any("more than the cap" in p for p in bad.problems)
+    # A pattern Chaos Mesh would accept and then never match is refused by the model itself.
+    with pytest.raises(ValidationError, match="may only end a pattern"):
+        request(ns, {"action": "dns-error", "duration": "30s", "patterns": ["*kafka*"]})
+    outside = await backend.preview(
+        request("kube-system", {"action": "pod-kill", "duration": "9s"})
+    )
+    assert not outside.accepted and outside.targets == []
+    assert outside.problems == [f"namespace 'kube-system' is not allowed for chaos (allowed: {ns})"]
+    assert await objects(kc, ns) == []
+
+
+async def test_pause_and_resume_use_the_chaos_mesh_pause_annotation(
+    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
+) -> None:
+    req = request(ns, {"action": "network-partition", "duration": "30s"})
+    await backend.inject(req)
+    await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    activities = ChaosMeshActivities(backend)
+    assert (await activities.backend.set_paused(req, True)).in_effect is False
+    stored = await kc.get("networkchaos", ns, req.fault_id)
+    assert stored and stored["metadata"]["annotations"][PAUSE_ANNOTATION] == "true"
+
+    async def paused() -> None:
+        try:
+            await backend.confirm(req)
+        except NotYet as err:
+            assert "Paused" in str(err)
+        else:
+            raise AssertionError("still confirmed in effect")
+
+    await assert_eventually(paused, timeout_s=10)
+    await backend.set_paused(req, False)
+    stored = await kc.get("networkchaos", ns, req.fault_id)
+    assert stored and PAUSE_ANNOTATION not in stored["metadata"]["annotations"]
+    await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    await backend.recover(req)
+
+
+async def test_recover_waits_for_the_finalizer_and_says_what_holds_it(
+    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
+) -> None:
+    req = request(ns, {"action": "memory-stress", "duration": "30s"})
+    await backend.inject(req)
+    await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    controller.hold_finalizers = True
+    backend.recover_wait_s = 1
+    with pytest.raises(NotYet, match=r"still being deleted: finalizers \['chaos-mesh/records'\]"):
+        await backend.recover(req)
+    controller.hold_finalizers = False
+    recovery = await backend.recover(req)  # what the activity's retry does
+    assert recovery.recovered
+    assert await objects(kc, ns) == []
+
+
+async def test_read_replicas_reports_readiness_restarts_and_an_oom_kill(
+    backend: ChaosMeshBackend, admin: client.ApiClient, ns: str
+) -> None:
+    pod: Any = client.CoreV1Api(admin).list_namespaced_pod(ns).items[0]
+    client.CoreV1Api(admin).patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [{"name": "worker", "ready": False, "restartCount": 2, "image": "w",
+                               "imageID": "", "lastState": {"terminated": {
+                                   "exitCode": 137, "reason": "OOMKilled"}}}]}})  # fmt: skip
+    replicas = await backend.read_replicas(ReplicaQuery(target=request(
+        ns, {"action": "pod-kill", "duration": "1s"}).fault.target))  # fmt: skip
+    by_name = {r.name: r for r in replicas.replicas}
+    oom = by_name[pod.metadata.name]
+    assert (oom.ready, oom.restarts, oom.last_exit_reason) == (False, 2, "OOMKilled")
+    assert oom.uid == pod.metadata.uid and replicas.ready == 2
+
+
+async def test_the_janitor_sweep_deletes_only_expired_objects(
+    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
+) -> None:
+    old = request(ns, {"action": "pod-failure", "duration": "30s"}, expires_in=timedelta(0))
+    fresh = request(ns, {"action": "pod-failure", "duration": "30s"}, step=1)
+    await backend.inject(old)
+    await backend.inject(fresh)
+    assert await backend.sweep() == [old.fault_id]
+    await assert_eventually(lambda: _names_are(kc, ns, [fresh.fault_id]), timeout_s=10)
+    await backend.recover(fresh)
+
+
+async def _names_are(kc: KubeClient, ns: str, expected: list[str]) -> None:
+    assert sorted(await objects(kc, ns)) == sorted(expected)
+
+
+# -- the client -----------------------------------------------------------------------------
+
+
+async def test_the_client_honours_its_qps_limit(kube: KubeApiServer, ns: str) -> None:
+    limited = KubeClient(kube.api_client(), qps=10, burst=2)
+    started = time.monotonic()
+    await asyncio.gather(*(limited.list_pods(ns, {}) for _ in range(12)))
+    elapsed = time.monotonic() - started
+    limited.close()
+    assert elapsed >= 0.9, f"12 calls at 10 qps (burst 2) took only {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "kind", "retryable"),
+    [
+        (429, "TooManyRequests", KubeThrottled, True),
+        (409, "Conflict", KubeConflict, True),
+        (409, "AlreadyExists", KubeAlreadyExists, True),
+        (503, "ServiceUnavailable", KubeTemporary, True),
+        (504, "Timeout", KubeTemporary, True),
+        (422, "Invalid", KubeInvalid, False),
+        (403, "Forbidden", KubeForbidden, False),
+    ],
+)
+def test_api_errors_become_our_errors_that_say_whether_a_retry_helps(
+    status: int, reason: str, kind: type[KubeError], retryable: bool
+) -> None:
+    # Plain data: the server above answers 403/400/422 for real; throttling and 5xx it won't.
+    body = {
+        "kind": "Status",
+        "reason": reason,
+        "message": "m",
+        "code": status,
+        "details": {"causes": [{"field": "spec.mode", "message": "Unsupported value"}]},
+    }
+    err = client.ApiException(status=status, reason=reason, body=json.dumps(body))
+    err.headers = {"Retry-After": "3"}
+    ours = classify(err, "create PodChaos ns/x")
+    assert type(ours) is kind and ours.non_retryable is not retryable
+    assert ours.message.startswith("create PodChaos ns/x")
+    if kind is KubeThrottled:
+        assert ours.next_retry_delay == timedelta(seconds=3)
+    if kind is KubeInvalid:
+        assert "spec.mode: Unsupported value" in ours.message
+
+
+async def test_an_unreachable_api_server_is_a_retryable_failure(kube: KubeApiServer) -> None:
+    from devstack.ports import free_port
+
+    config = client.Configuration(host=f"https://127.0.0.1:{free_port()}")
+    config.ssl_ca_cert = str(kube.ca_path)
+    dead = KubeClient(client.ApiClient(config), timeout_s=2)
+    with pytest.raises(KubeTemporary, match="unreachable or slow") as err:
+        await dead.list_pods("bytebot", {})
+    assert not err.value.non_retryable
+
+
+# -- the worker's identity from k8s/ --------------------------------------------------------
+
+
+async def test_the_worker_service_account_can_do_its_job_in_bytebot_and_nothing_else(
+    kube: KubeApiServer, admin: client.ApiClient
+) -> None:
+    kustomization = yaml.safe_load((REPO / "k8s" / "kustomization.yaml").read_text())
+    listed = kustomization["resources"]
+    assert sorted(listed) == sorted(p.name for p in (REPO / "k8s").glob("*.yaml")
+                                    if p.name != "kustomization.yaml")  # fmt: skip
+    for name in listed:  # in kustomization order; strict: a wrong field fails
+        for doc in yaml.safe_load_all((REPO / "k8s" / name).read_text()):
+            utils.create_from_dict(admin, doc, field_validation="Strict")  # type: ignore[no-untyped-call]
+    core = client.CoreV1Api(admin)
+    issued: Any = core.create_namespaced_service_account_token(
+        "bytebot-chaos-worker", "bytebot-chaos",
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+    )  # fmt: skip
+    token: str = issued.status.token
+    labels = {"app": "sa-test"}
+    worker_pods(admin, "bytebot", 2, labels)
+    kube.ensure_namespace("other")
+    worker = KubeClient(kube.token_client(token))
+    backend = ChaosMeshBackend(worker, allowed_namespaces=["bytebot", "other"], poll_s=0.1)
+    req = request("bytebot", {"action": "pod-kill", "duration": "30s",
+                              "target": {"namespace": "bytebot", "labels": labels}})  # fmt: skip
+    with kube.api_client() as api, FakeChaosController(api, ["bytebot"]):
+
+        async def granted() -> None:  # RBAC reads roles from an informer: allow it a moment
+            try:
+                await backend.inject(req)
+            except FaultRejected as err:
+                raise AssertionError(str(err)) from err
+
+        await assert_eventually(granted, timeout_s=10)
+        await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+        assert (await backend.recover(req)).recovered
+    elsewhere = render_request(request("other", {"action": "pod-kill", "duration": "30s"}))
+    with pytest.raises(KubeForbidden, match=r'cannot create resource "podchaos".*"other"') as no:
+        await worker.create(elsewhere)
+    assert no.value.non_retryable and "k8s/rbac.yaml" in no.value.message
+    with pytest.raises(KubeForbidden, match='list resource "pods"'):
+        await worker.list_pods("other", {})
+    with pytest.raises(client.ApiException) as delete_pod:  # least privilege: no pod writes
+        client.CoreV1Api(worker.api).delete_collection_namespaced_pod("bytebot")
+    assert delete_pod.value.status == 403
+    worker.close()
+
+
+def test_the_configmap_holds_settings_the_worker_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from settings import Settings
+
+    data = yaml.safe_load((REPO / "k8s" / "configmap.yaml").read_text())["data"]
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.backend == "chaos-mesh"
+    assert settings.allowed_namespaces == ["bytebot"]
+    assert settings.task_queue == "bytebot-chaos"
+    assert settings.temporal_address == "temporal-frontend.temporal.svc.cluster.local:7233"
+
+
+# -- scenarios through the backend, on the Temporal dev server -------------------------------
+
+
+class Runs:
+    """A worker on a fresh task queue: real workflows, Chaos Mesh backend, sweeper."""
+
+    def __init__(self, client: Client, kc: KubeClient, backend: ChaosMeshBackend, ns: str) -> None:
+        self.client, self.kc, self.ns = client, kc, ns
+        self.task_queue = f"chaos-mesh-{uuid.uuid4()}"
+        activities: list[Any] = [
+            *ScenarioActivities("chaos-mesh", [ns]).all(), *FaultActivities(backend).all(),
+            *ChaosMeshActivities(backend).all(), *HealthyProbes().all(),
+            *SweeperActivities(kc, client, [ns]).all(),
+        ]  # fmt: skip
+        self.worker = Worker(
+            client, task_queue=self.task_queue,
+            workflows=list(dict.fromkeys([*WORKFLOWS, ChaosOrphanSweeperWorkflow])),
+            workflow_runner=workflow_runner(),
+            activities=activities,
+        )  # fmt: skip
+
+    async def start(self, scenario: Scenario, **extra: Any) -> Any:
+        return await self.client.start_workflow(
+            ChaosScenarioWorkflow.run, ScenarioInput(scenario=scenario, **extra),
+            id=f"t-{uuid.uuid4()}", task_queue=self.task_queue,
+        )  # fmt: skip
+
+    async def sweep(self, **extra: Any) -> SweepReport:
+        return await self.client.execute_workflow(
+            ChaosOrphanSweeperWorkflow.run, SweepInput(**extra), id=f"sweep-{uuid.uuid4()}",
+            task_queue=self.task_queue,
+        )  # fmt: skip
+
+    async def injected(self) -> list[str]:
+        return await objects(self.kc, self.ns)
+
+
+@pytest.fixture
+async def runs(
+    client: Client, kc: KubeClient, backend: ChaosMeshBackend, ns: str,
+    controller: FakeChaosController,
+) -> AsyncIterator[Runs]:  # fmt: skip
+    r = Runs(client, kc, backend, ns)
+    async with r.worker:
+        yield r
+
+
+def scenario_in(ns: str, *steps: dict[str, Any], **extra: Any) -> Scenario:
+    data: dict[str, Any] = {
+        "name": "t", "steps": list(steps),
+        "verification": {"kafka": None, "settle": "10s", "probe_interval": "1s"}, **extra,
+    }  # fmt: skip
+    for step in data["steps"]:
+        for fault in step.get("faults", [step.get("fault")]):
+            if fault:
+                fault.setdefault("target", {})["namespace"] = ns
+    return Scenario.model_validate(data)
+
+
+async def test_full_resilience_runs_through_chaos_mesh_and_leaves_nothing_behind(
+    runs: Runs, controller: FakeChaosController, ns: str
+) -> None:
+    data = load_builtin("full-resilience").model_dump(mode="json")
+    for step in data["steps"]:
+        for fault in step["faults"]:
+            fault["target"]["namespace"] = ns
+    data["verification"].update(kafka=None, settle="10s", probe_interval="1s")
+    scenario = Scenario.model_validate(with_dns_patterns(data))
+    handle = await runs.start(scenario, duration_cap="2s")
+    report: ScenarioReport = await handle.result()
+    assert report.verdict is Verdict.PASS, report.reason
+    faults = report.faults()
+    assert [f.action for f in faults] == [f.action for s in scenario.steps for f in s.faults]
+    assert all(r.status.value == "recovered" for r in report.ledger)
+    for fault in faults:
+        assert fault.record is not None
+        assert any("(injected 1x" in e for e in fault.record.evidence), fault.record.evidence
+        assert any("is gone" in e for e in fault.record.evidence), fault.record.evidence
+    pod_kill = next(f for f in faults if f.action == "pod-kill")
+    assert pod_kill.record and any("was killed" in e for e in pod_kill.record.evidence)
+    assert len(controller.killed) == 1
+    assert await runs.injected() == []
+
+
+async def test_a_rejected_fault_fails_the_run_and_its_sibling_is_recovered(
+    runs: Runs, ns: str
+) -> None:
+    handle = await runs.start(scenario_in(ns, {"faults": [
+        {"action": "network-delay", "duration": "3s"},
+        {"action": "pod-kill", "duration": "3s", "target": {"mode": "all"}},
+    ]}))  # fmt: skip
+    report: ScenarioReport = await handle.result()
+    assert report.verdict is Verdict.FAIL
+    delay, kill = report.faults()
+    assert delay.verdict is Verdict.PASS and delay.record
+    assert delay.record.status.value == "recovered" and delay.record.injected_at
+    assert kill.verdict is Verdict.FAIL and "more than the cap" in kill.reason
+    assert await runs.injected() == []
+
+
+async def test_a_cancelled_run_deletes_its_chaos_object(runs: Runs, ns: str) -> None:
+    handle = await runs.start(scenario_in(ns, {"fault": {"action": "network-partition",
+                                                         "duration": "60s"}}))  # fmt: skip
+    await assert_eventually(runs.injected, timeout_s=20)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=20)
+
+
+PARTITION = {"fault": {"action": "network-partition", "duration": "60s"}}
+
+
+async def test_a_terminated_run_still_deletes_its_chaos_object_through_its_child(
+    runs: Runs, ns: str
+) -> None:
+    handle = await runs.start(scenario_in(ns, PARTITION))
+    await assert_eventually(runs.injected, timeout_s=20)
+    await handle.terminate("operator pulled the plug")
+    # The child gets a cancel request (parent close policy) and recovers in its `finally`.
+    await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=20)
+
+
+async def test_the_scheduled_sweeper_deletes_what_a_terminated_child_left_behind(
+    runs: Runs, client: Client, ns: str
+) -> None:
+    handle = await runs.start(scenario_in(ns, PARTITION))
+    names = await assert_eventually(runs.injected, timeout_s=20)
+    # Terminate the fault's own child too: nobody is left to recover it...
+    await client.get_workflow_handle(f"{handle.id}.{names[0]}").terminate("lost")
+    with contextlib.suppress(RPCError):  # the run may have ended on its child's failure
+        await handle.terminate("lost")
+    await asyncio.sleep(1)
+    assert await runs.injected() == names
+    # ...so the sweeper, on its schedule, finds the object's run closed and deletes it.
+    schedule = await ensure_sweeper_schedule(client, runs.task_queue)
+    try:
+        await schedule.trigger()
+        await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=30)
+        described = await schedule.describe()
+        started: Any = described.info.recent_actions[-1].action
+        report = await client.get_workflow_handle_for(
+            ChaosOrphanSweeperWorkflow.run, started.workflow_id
+        ).result()
+        assert [o.object.name for o in report.deleted] == names
+        assert report.deleted[0].reason.startswith(f"its run {handle.id} is ")
+    finally:
+        await schedule.delete()
+
+
+async def test_the_sweeper_keeps_running_runs_deletes_expired_and_reports_stuck_finalizers(
+    runs: Runs, backend: ChaosMeshBackend, controller: FakeChaosController,
+    admin: client.ApiClient, ns: str,
+) -> None:  # fmt: skip
+    idle = await runs.client.start_workflow(  # running: no worker polls this queue
+        ChaosScenarioWorkflow.run, ScenarioInput(scenario="pod-failure"),
+        id=f"idle-{uuid.uuid4()}", task_queue=f"nobody-{uuid.uuid4()}",
+    )  # fmt: skip
+    alive = request(ns, {"action": "pod-failure", "duration": "30s"}, run_id=idle.id)
+    expired = request(ns, {"action": "cpu-stress", "duration": "30s"}, run_id=idle.id, step=1,
+                      expires_in=timedelta(seconds=-1))  # fmt: skip
+    stuck = request(ns, {"action": "pod-kill", "duration": "30s"}, run_id="gone", step=2)
+    for req in (alive, expired, stuck):
+        await backend.inject(req)
+    await assert_eventually(lambda: _confirmed(backend, stuck), timeout_s=10)
+    controller.hold_finalizers = True
+    await runs.kc.delete("podchaos", ns, stuck.fault_id)
+    client.CoreV1Api(admin).delete_collection_namespaced_pod(ns)  # its targets are gone
+
+    report = await runs.sweep(stuck_after="0s")
+    assert [o.object.name for o in report.deleted] == [expired.fault_id]
+    assert report.deleted[0].reason.startswith("expired at")
+    assert report.kept == [f"PodChaos {ns}/{alive.fault_id}: run {idle.id} is running"]
+    assert [s.object.name for s in report.stuck] == [stuck.fault_id]
+    assert "finalizers ['chaos-mesh/records']" in report.stuck[0].reason
+    assert "target pods gone" in report.stuck[0].reason and "kubectl" in report.stuck[0].reason
+    # Reported, not forced: the finalizer is still there until the controller lets go.
+    held = await runs.kc.get("podchaos", ns, stuck.fault_id)
+    assert held and held["metadata"]["finalizers"] == ["chaos-mesh/records"]
+    controller.hold_finalizers = False
+    await idle.terminate("done")
+    assert [o.object.name for o in (await runs.sweep()).deleted] == [alive.fault_id]
+    await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=10)
+
+
+async def test_the_sweeper_schedule_is_created_once_and_kept_up_to_date(client: Client) -> None:
+    queue = f"sweeper-{uuid.uuid4()}"
+    handle = await ensure_sweeper_schedule(client, queue)
+    try:
+        await handle.pause(note="operator")
+        again = await ensure_sweeper_schedule(client, queue, every=timedelta(minutes=10))
+        assert again.id == handle.id == "bytebot-chaos-orphan-sweeper"
+        described = await again.describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(minutes=10)
+        assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
+        assert described.schedule.state.paused  # an operator's pause survives the update
+    finally:
+        await handle.delete()

@@ -1,0 +1,189 @@
+"""Rendering faults into Chaos Mesh objects, and the generated manifests staying in sync.
+
+Pure tests: no server. That the rendered objects are valid Chaos Mesh 2.6 objects is proved
+against the real kube-apiserver with strict field validation in tests/test_chaos_mesh.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from activities.manifests import (
+    ANNOTATION_EXPIRES_AT,
+    ANNOTATION_RUN_ID,
+    LABEL_MANAGED_BY,
+    LABEL_RUN,
+    LABEL_STEP,
+    SEED_MANIFESTS,
+    PeerMap,
+    PeerTarget,
+    RenderError,
+    expected_manifests,
+    main,
+    render_fault,
+    render_request,
+    render_scenario,
+    run_label,
+)
+from activities.scenario_files import builtin_names, load_builtin
+from models.faults import FaultSpec
+from models.ledger import FaultRequest
+
+REPO = Path(__file__).resolve().parent.parent
+FAULT = TypeAdapter(FaultSpec)
+KAFKA_HOST = "core-cluster-kafka-bootstrap.kafka.svc.cluster.local"
+EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def spec_of(fault: dict[str, Any], peers: PeerMap | None = None) -> dict[str, Any]:
+    obj = render_fault(
+        FAULT.validate_python(fault), name="n", run_id="r", step=0, peers=peers or PeerMap()
+    )
+    spec: dict[str, Any] = obj["spec"]
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "expected"),
+    [
+        ({"action": "pod-kill", "duration": "30s"}, "PodChaos",
+         {"action": "pod-kill", "mode": "one", "duration": "30s"}),
+        ({"action": "pod-kill", "duration": "1m30s", "grace_period_s": 5}, "PodChaos",
+         {"action": "pod-kill", "gracePeriod": 5, "duration": "1m30s"}),
+        ({"action": "pod-failure", "duration": "30s",
+          "target": {"mode": "fixed-percent", "value": 50}}, "PodChaos",
+         {"action": "pod-failure", "mode": "fixed-percent", "value": "50"}),
+        ({"action": "container-kill", "duration": "30s", "container_names": ["worker"]},
+         "PodChaos", {"action": "container-kill", "containerNames": ["worker"]}),
+        ({"action": "network-delay", "duration": "30s", "latency": "200ms", "jitter": "10ms",
+          "correlation_pct": 25}, "NetworkChaos",
+         {"action": "delay", "direction": "to",
+          "delay": {"latency": "200ms", "jitter": "10ms", "correlation": "25"}}),
+        ({"action": "network-loss", "duration": "30s", "loss_pct": 25}, "NetworkChaos",
+         {"action": "loss", "loss": {"loss": "25", "correlation": "0"}}),
+        ({"action": "network-partition", "duration": "30s", "peers": ["kafka"]},
+         "NetworkChaos", {"action": "partition", "direction": "to",
+                          "externalTargets": [KAFKA_HOST]}),
+        ({"action": "network-bandwidth", "duration": "30s", "rate_kbps": 1000}, "NetworkChaos",
+         {"action": "bandwidth",
+          "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000}}),
+        ({"action": "network-bandwidth", "duration": "30s", "rate_kbps": 1500}, "NetworkChaos",
+         {"bandwidth": {"rate": "1500kbps", "limit": 20971520, "buffer": 10000}}),
+        ({"action": "dns-error", "duration": "30s", "patterns": ["temporal*", "kafka.?om"]},
+         "DNSChaos", {"action": "error", "patterns": ["temporal*", "kafka.?om"]}),
+        ({"action": "cpu-stress", "duration": "30s", "cpu": {"workers": 2, "load_pct": 80}},
+         "StressChaos", {"stressors": {"cpu": {"workers": 2, "load": 80}}}),
+        ({"action": "memory-stress", "duration": "30s", "memory": {"size_mb": 256}},
+         "StressChaos",
+         {"stressors": {"memory": {"workers": 1, "size": "256MB", "oomScoreAdj": 0}}}),
+        ({"action": "combined-stress", "duration": "30s"}, "StressChaos",
+         {"stressors": {"cpu": {"workers": 1, "load": 80},
+                        "memory": {"workers": 1, "size": "256MB", "oomScoreAdj": 0}}}),
+    ],
+)  # fmt: skip
+def test_each_fault_renders_its_chaos_mesh_fields(
+    fault: dict[str, Any], kind: str, expected: dict[str, Any]
+) -> None:
+    obj = render_fault(FAULT.validate_python(fault), name="n", run_id="r", step=0)
+    assert obj["apiVersion"] == "chaos-mesh.org/v1alpha1"
+    assert obj["kind"] == kind
+    spec = obj["spec"]
+    assert {k: spec.get(k) for k in expected} == expected
+    assert spec["selector"] == {
+        "namespaces": ["bytebot"], "labelSelectors": {"app": "bytebot-temporal-worker"}
+    }  # fmt: skip
+    assert spec["duration"] == fault["duration"]
+
+
+def test_a_request_is_named_by_its_fault_id_and_labelled_for_the_sweeper() -> None:
+    request = FaultRequest(
+        fault_id="chaos-1a2b3c4d-02-pod-kill", run_id="weekly-2030-01-02T03:00:00Z", step=2,
+        fault=FAULT.validate_python({"action": "pod-kill", "duration": "30s"}),
+        expires_at=EXPIRES,
+    )  # fmt: skip
+    obj = render_request(request)
+    meta = obj["metadata"]
+    assert meta["name"] == "chaos-1a2b3c4d-02-pod-kill"
+    assert meta["namespace"] == "bytebot"
+    assert meta["labels"][LABEL_MANAGED_BY] == "bytebot-chaos"
+    assert meta["labels"][LABEL_STEP] == "2"
+    assert meta["annotations"][ANNOTATION_RUN_ID] == "weekly-2030-01-02T03:00:00Z"
+    assert meta["annotations"][ANNOTATION_EXPIRES_AT] == "2030-01-02T03:04:05+00:00"
+    # The workflow id has ':' (not allowed in a label value): the label is a stable digest form.
+    assert meta["labels"][LABEL_RUN] == run_label("weekly-2030-01-02T03:00:00Z")
+    assert ":" not in meta["labels"][LABEL_RUN] and len(meta["labels"][LABEL_RUN]) <= 63
+    assert render_request(request) == obj  # deterministic: a retry finds the same object
+
+
+@pytest.mark.parametrize("run_id", ["t-1", "x" * 80, "a:b/c", "::", "weekly run 1"])
+def test_run_labels_are_valid_label_values_and_stable(run_id: str) -> None:
+    label = run_label(run_id)
+    assert 0 < len(label) <= 63
+    assert label[0].isalnum() and label[-1].isalnum()
+    assert all(c.isalnum() or c in "-_." for c in label)
+    assert run_label(run_id) == label
+    assert run_label(run_id + "2") != label
+
+
+def test_a_peer_mapped_to_pods_becomes_the_target_selector() -> None:
+    peers = PeerMap(kafka=PeerTarget(namespace="kafka", labels={"strimzi.io/cluster": "core"}))
+    spec = spec_of({"action": "network-partition", "duration": "30s", "direction": "both",
+                    "peers": ["kafka"]}, peers)  # fmt: skip
+    assert spec["direction"] == "both"
+    assert spec["target"] == {
+        "mode": "all",
+        "selector": {"namespaces": ["kafka"], "labelSelectors": {"strimzi.io/cluster": "core"}},
+    }
+    assert "externalTargets" not in spec
+
+
+def test_faults_chaos_mesh_cannot_express_are_refused_with_the_reason() -> None:
+    with pytest.raises(RenderError, match="only with direction 'to'"):
+        spec_of({"action": "network-loss", "duration": "30s", "direction": "both"})
+    with pytest.raises(ValidationError, match="may only end a pattern"):
+        spec_of({"action": "dns-error", "duration": "30s", "patterns": ["*kafka*"]})
+    with pytest.raises(ValueError, match="host names or a pod selector"):
+        PeerTarget()
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_scenario_renders_one_bounded_object_per_fault(name: str) -> None:
+    scenario = load_builtin(name)
+    docs = [d for d in yaml.safe_load_all(render_scenario(scenario)) if d]
+    assert len(docs) == scenario.fault_count
+    assert len({d["metadata"]["name"] for d in docs}) == len(docs)
+    for doc in docs:
+        assert doc["spec"]["duration"]  # no open-ended fault, even when applied by hand
+        # Hand-applied objects are not the sweeper's: no run of ours owns them.
+        assert LABEL_MANAGED_BY not in doc["metadata"]["labels"]
+    assert render_scenario(scenario) == render_scenario(scenario)
+
+
+def test_the_seed_manifests_are_generated_from_the_builtin_scenarios_and_do_not_drift() -> None:
+    expected = expected_manifests()
+    assert sorted(expected) == sorted(SEED_MANIFESTS)
+    for file, content in expected.items():
+        path = REPO / "manifests" / file
+        assert path.read_text() == content, (
+            f"{path} is out of date: run `python -m activities.manifests write manifests/`"
+        )
+    assert main(["check", str(REPO / "manifests")]) == 0
+
+
+def test_the_check_command_reports_a_hand_edited_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["write", str(tmp_path)])
+    edited = tmp_path / "pod-failure.yaml"
+    edited.write_text(edited.read_text().replace("duration: 30s", "duration: 5m", 1))
+    capsys.readouterr()
+    assert main(["check", str(tmp_path)]) == 1
+    errors = capsys.readouterr().err
+    assert f"{edited} is out of date" in errors
+    assert "stress-chaos.yaml is out of date" not in errors
