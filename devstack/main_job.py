@@ -9,6 +9,7 @@ run's Web UI address; then stops everything it started, also when interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,6 +47,10 @@ class MainJobOptions(BaseModel):
     replicas: int = 3
     work_dir: Path = Path("runs/main-job")
     keep_running: bool = False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _say(message: str) -> None:
@@ -94,15 +99,27 @@ def _print_status(status: RunStatus) -> None:
     _say(f"  {status.phase}" + (f" ({detail})" if detail else ""))
 
 
-async def _run_scenario(address: str, options: MainJobOptions, ui_url: str) -> ScenarioReport:
+async def _run_scenario(
+    address: str, options: MainJobOptions, ui_url: str, started: list[str]
+) -> ScenarioReport:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     run_input = build_input(
         options.scenario, duration_cap=options.duration_cap, settle_cap=options.settle_cap
     )
     handle = await start_run(client, run_input, TASK_QUEUE)
+    started.append(handle.id)
     _say(f"run started: {handle.id}")
     _say(f"  Web UI: {ui_link(ui_url, 'default', handle.id)}")
     return await follow_run(handle, _print_status)
+
+
+async def _cancel_run(address: str, workflow_id: str) -> None:
+    """Cancel the run and wait (bounded) until its faults are recovered by the worker."""
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    handle = client.get_workflow_handle(workflow_id)
+    await handle.cancel()
+    with contextlib.suppress(Exception):  # it ends cancelled: that is the expected outcome
+        await asyncio.wait_for(handle.result(), timeout=120)
 
 
 def run_main_job(options: MainJobOptions) -> int:
@@ -114,7 +131,8 @@ def run_main_job(options: MainJobOptions) -> int:
     root = (options.work_dir / time.strftime("%Y%m%d-%H%M%S")).resolve()
     root.mkdir(parents=True)
     # SIGTERM ends the job like ^C, so the ExitStack below stops what it started.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
+    started: list[str] = []
     with ExitStack() as stack:
         try:
             _say(f"work dir: {root}")
@@ -144,7 +162,7 @@ def run_main_job(options: MainJobOptions) -> int:
                 )  # fmt: skip
             )
             _say(f"chaos worker on task queue {TASK_QUEUE} (local backend)")
-            report = asyncio.run(_run_scenario(temporal.address, options, temporal.ui_url))
+            report = asyncio.run(_run_scenario(temporal.address, options, temporal.ui_url, started))
             print(print_table(report), flush=True)
             path = write_report(report, root / "reports")
             _say(f"report: {path}")
@@ -154,6 +172,11 @@ def run_main_job(options: MainJobOptions) -> int:
                 signal.pause()
             return 0 if report.verdict is Verdict.PASS else 1
         except KeyboardInterrupt:
+            if started:
+                # Stop the run first, while its worker is still up to recover the faults.
+                _say(f"interrupted: cancelling {started[0]} so its faults are recovered")
+                with contextlib.suppress(Exception, KeyboardInterrupt):
+                    asyncio.run(_cancel_run(temporal.address, started[0]))
             _say("interrupted: stopping what was started")
             return 130
         finally:
