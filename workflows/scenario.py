@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from models.scenario import Scenario, ScenarioInput, Step
     from workflows import policies, visibility
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
-    from workflows.summary import run_summary
+    from workflows.summary import progress_summary, run_summary
 
 
 def fault_id_for(run_id: str, step: int, fault: FaultSpec) -> str:
@@ -278,6 +278,9 @@ class ChaosScenarioWorkflow:
     async def _set_phase(self, phase: str) -> None:
         self._phase = phase
         workflow.upsert_search_attributes([visibility.PHASE.value_set(phase[:100])])
+        # What the Web UI shows as the run's current details while it runs.
+        workflow.set_current_details(progress_summary(self._scenario_name, phase,
+                                                      list(self._ledger.values())))  # fmt: skip
 
     def _reason(self, verdict: Verdict, steps: list[StepReport]) -> str:
         if self._abort_reason:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.ledger import FaultRecord
     from models.report import ScenarioReport
+
+
+def progress_summary(scenario: str, phase: str, ledger: list[FaultRecord]) -> str:
+    """A Markdown view of a run in progress: its phase and the fault ledger so far."""
+    lines = [f"## {scenario}: {phase}", "", "| fault | status | targets | until |",
+             "|---|---|---|---|"]  # fmt: skip
+    for row in ledger:
+        targets = ", ".join(t.name for t in row.targets)
+        until = row.expires_at.strftime("%H:%M:%S") if row.expires_at else ""
+        lines.append(f"| {row.label} | {row.status.value} | {targets} | {until} |")
+    return "\n".join(lines)
 
 
 def run_summary(report: ScenarioReport) -> str:
