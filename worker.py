@@ -159,7 +159,8 @@ def backend_activities(client: Client, settings: Settings, backend: FaultBackend
     """Activities only some backends have (Chaos Mesh: pause/resume, the orphan sweeper)."""
     if settings.backend != "chaos-mesh":
         return []
-    from activities.chaos_mesh import ChaosMeshActivities, ChaosMeshBackend
+    from activities.chaos_mesh import ChaosMeshBackend
+    from activities.chaos_mesh_pause import ChaosMeshActivities
     from activities.sweeper import SweeperActivities
 
     assert isinstance(backend, ChaosMeshBackend)

@@ -8,7 +8,8 @@ object, the pods it may hit are written into an annotation, so that confirming a
 (pod-kill, container-kill) can compare pod uids and restart counts with what was there before.
 
 It never talks to the API server directly (only through `activities.kube`) and never forces a
-finalizer off: a deletion that does not finish is reported, and retried, not hidden.
+finalizer off: a deletion that does not finish is reported, and retried, not hidden. The
+pause and resume activities over `set_paused` live in `activities.chaos_mesh_pause`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from temporalio import activity
 
-from activities import names_kube
 from activities.backend import FaultRejected, NotYet
 from activities.kube import KubeAlreadyExists, KubeClient, KubeConflict, KubeRejected, pod_ref
 from activities.kube import container_statuses as statuses
@@ -352,24 +352,3 @@ class ChaosMeshBackend:
         return Injection(
             evidence=[f"{obj['kind']} {request.fault_id} {verb}"], in_effect=not paused
         )
-
-
-class ChaosMeshActivities:
-    """Activities only the Chaos Mesh backend has: pause and resume a running fault."""
-
-    def __init__(self, backend: ChaosMeshBackend) -> None:
-        self.backend = backend
-
-    @activity.defn(name=names_kube.PAUSE_FAULT)
-    async def pause_fault(self, request: FaultRequest) -> Injection:
-        """Annotate the object `experiment.chaos-mesh.org/pause: "true"`."""
-        return await self.backend.set_paused(request, True)
-
-    @activity.defn(name=names_kube.RESUME_FAULT)
-    async def resume_fault(self, request: FaultRequest) -> Injection:
-        """Remove the pause annotation: Chaos Mesh injects the fault again."""
-        return await self.backend.set_paused(request, False)
-
-    def all(self) -> list[object]:
-        """Every activity of this class, for the worker."""
-        return [self.pause_fault, self.resume_fault]

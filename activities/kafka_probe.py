@@ -1,8 +1,9 @@
 """The Kafka checks: the consumer group's lag and the per-key order of ByteBot's events.
 
-Only this module talks to Kafka for the orchestrator. It reads with a consumer that has no
-group (partitions assigned, then seeked), so it never joins, rebalances or commits for the
-group under test, and it never writes to Kafka. Order rules live in `activities.event_order`.
+Owns the two Kafka activities and what a broker error means for an attempt. It reaches Kafka
+only through `activities.kafka_client`, whose group-less reader never joins, rebalances or
+commits for the group under test and never writes to Kafka; it never opens a client of its own.
+Order rules live in `activities.event_order`.
 
 A broker error in the middle of a check fails the attempt (retryable, type "KafkaUnavailable")
 after heartbeating its progress; the next attempt waits for the broker while heartbeating,
@@ -19,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka import errors as kafka_errors
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
 from activities.event_order import EventOrderChecker
+from activities.kafka_client import BROKER_ERRORS, KafkaSession, Offsets, to_offsets, to_rows
+from activities.kafka_client import reader_consumer as reader_consumer  # bench/ imports it here
 from models.kafka import (
     KafkaCheckInput,
     KafkaCheckProgress,
@@ -34,114 +35,12 @@ from models.kafka import (
     KafkaPositions,
     LagReport,
     LagSample,
-    PartitionLag,
-    PartitionOffset,
 )
 from models.scenario import KafkaTarget
 
 log = structlog.get_logger(__name__)
 
-Offsets = dict[TopicPartition, int]
-_BROKER_ERRORS = (kafka_errors.KafkaError, OSError, TimeoutError)
-_COORDINATOR_LOADING = (
-    kafka_errors.GroupCoordinatorNotAvailableError, kafka_errors.CoordinatorLoadInProgressError,
-)  # fmt: skip
 _MAX_SAMPLES = 100
-
-
-def reader_consumer(bootstrap: str) -> AIOKafkaConsumer:
-    """A group-less consumer tuned for reading a window fast (shared with the benchmark)."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, client_id="bytebot-chaos-check", group_id=None,
-        enable_auto_commit=False, auto_offset_reset="earliest", request_timeout_ms=10_000,
-        retry_backoff_ms=200, fetch_max_bytes=64 << 20, max_partition_fetch_bytes=8 << 20,
-    )  # fmt: skip
-
-
-def _offsets(rows: list[PartitionOffset]) -> Offsets:
-    return {TopicPartition(r.topic, r.partition): r.offset for r in rows}
-
-
-def _rows(offsets: Offsets) -> list[PartitionOffset]:
-    return [
-        PartitionOffset(topic=tp.topic, partition=tp.partition, offset=o)
-        for tp, o in sorted(offsets.items())
-    ]
-
-
-class KafkaSession:
-    """A consumer and an admin client on one bootstrap, every call bounded by a timeout."""
-
-    def __init__(self, bootstrap: str, io_timeout_s: float) -> None:
-        self.timeout = io_timeout_s
-        self.consumer = reader_consumer(bootstrap)
-        # Offsets are asked on a connection of their own: on the reader's they would queue
-        # behind a fetch the broker holds for up to fetch_max_wait_ms.
-        self.offsets = reader_consumer(bootstrap)
-        self.admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="bytebot-chaos-check", request_timeout_ms=10_000
-        )
-
-    async def open(self) -> None:
-        """Connect both clients (raises a broker error if Kafka is not there)."""
-        async with asyncio.timeout(self.timeout):
-            await self.consumer.start()
-            await self.offsets.start()
-            await self.admin.start()
-
-    async def close(self) -> None:
-        """Close every client, bounded; errors on the way out are ignored."""
-        cancelled = False
-        for client in (self.consumer, self.offsets, self.admin):
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await (client.close() if client is self.admin else client.stop())
-            except (*_BROKER_ERRORS, RuntimeError):
-                pass
-            except asyncio.CancelledError:
-                # aiokafka's fetcher, closed while a fetch backs off after a broker error,
-                # lets that fetch's CancelledError out; only our own cancellation goes on.
-                task = asyncio.current_task()
-                cancelled = cancelled or bool(task and task.cancelling())
-        if cancelled:
-            raise asyncio.CancelledError
-
-    async def partitions(self, topics: list[str]) -> list[TopicPartition]:
-        """Every partition of the topics that exist."""
-        async with asyncio.timeout(self.timeout):  # all topics: naming one may auto-create it
-            described = await self.admin.describe_topics(None)
-        found = {d["topic"]: [p["partition"] for p in d["partitions"]] for d in described}
-        return [TopicPartition(t, p) for t in topics for p in sorted(found.get(t, []))]
-
-    async def end_offsets(self, tps: list[TopicPartition]) -> Offsets:
-        """The offset the next record of each partition will get."""
-        if not tps:
-            return {}
-        async with asyncio.timeout(self.timeout):
-            return dict(await self.offsets.end_offsets(tps))
-
-    async def positions(self, target: KafkaTarget) -> KafkaPositions:
-        """End offsets of the goal and step topics and the group's committed offsets and lag."""
-        at = datetime.now(UTC)
-        tps = await self.partitions([target.goal_topic, target.step_topic])
-        async with asyncio.timeout(self.timeout):
-            while True:  # a fresh broker creates its offsets topic on the first lookup
-                try:
-                    raw = await self.admin.list_consumer_group_offsets(target.consumer_group)
-                    break
-                except _COORDINATOR_LOADING:  # not a lost connection: that fails the attempt
-                    await asyncio.sleep(0.2)
-        committed = {tp: m.offset for tp, m in raw.items() if m.offset >= 0}
-        ends = await self.end_offsets(sorted(set(tps) | set(committed)))
-        lag = [
-            PartitionLag(topic=tp.topic, partition=tp.partition, committed=c,
-                         end=ends.get(tp, c), lag=max(0, ends.get(tp, c) - c))
-            for tp, c in sorted(committed.items())
-        ]  # fmt: skip
-        return KafkaPositions(
-            at=at, end_offsets=_rows({tp: ends[tp] for tp in tps if tp in ends}),
-            committed=_rows(committed), total_lag=sum(x.lag for x in lag), lag=lag,
-        )  # fmt: skip
 
 
 def _unavailable(what: str, error: BaseException) -> ApplicationError:
@@ -177,7 +76,7 @@ class KafkaProbeActivities:
         try:
             await session.open()
             positions = await session.positions(target)
-        except _BROKER_ERRORS as e:
+        except BROKER_ERRORS as e:
             raise _unavailable("reading positions", e) from e
         finally:
             await session.close()
@@ -217,7 +116,7 @@ class KafkaProbeActivities:
             try:
                 await session.open()
                 return session
-            except _BROKER_ERRORS as e:
+            except BROKER_ERRORS as e:
                 await session.close()
                 if datetime.now(UTC) >= give_up:
                     raise _unavailable(f"connecting to {bootstrap}", e) from e
@@ -256,10 +155,10 @@ class _CheckRun:
         target, consumer = self.check.kafka, self.session.consumer
         try:
             tps = await self.session.partitions([target.goal_topic, target.step_topic])
-            window = (_offsets(self.progress.window_end) if self.progress
+            window = (to_offsets(self.progress.window_end) if self.progress
                       else await self.session.end_offsets(tps))  # fmt: skip
             pos = await self._start_positions(tps)
-        except _BROKER_ERRORS as e:
+        except BROKER_ERRORS as e:
             raise _unavailable("starting the check", e) from e
         self.window, self.pos = window, pos
         consumer.assign(tps)
@@ -285,7 +184,7 @@ class _CheckRun:
                 ):
                     await self._read_lag()
                     last_lag, next_lag = now, now + self.probe.lag_interval_s
-            except _BROKER_ERRORS as e:
+            except BROKER_ERRORS as e:
                 activity.heartbeat(self._progress())
                 raise _unavailable("reading events", e) from e
             if now >= next_progress:
@@ -303,8 +202,8 @@ class _CheckRun:
         if self.progress and self.progress.read_to is not None and self.progress.checker:
             self.checker.restore(self.progress.checker)
             self.resumed = True
-            return {tp: _offsets(self.progress.read_to).get(tp, 0) for tp in tps}
-        start = _offsets(self.check.start.end_offsets)
+            return {tp: to_offsets(self.progress.read_to).get(tp, 0) for tp in tps}
+        start = to_offsets(self.check.start.end_offsets)
         missing = [tp for tp in tps if tp not in start]
         if missing:
             at_ms = int(self.check.start.at.timestamp() * 1000)
@@ -334,15 +233,15 @@ class _CheckRun:
         """Every goal run of the window ended, all written so far is read, the lag drained."""
         if self.checker.open_in_window or not self._lag_ok() or self.latest is None:
             return False
-        ends = _offsets(self.latest.end_offsets)
+        ends = to_offsets(self.latest.end_offsets)
         return all(self.pos.get(tp, end) >= end for tp, end in ends.items())
 
     def _progress(self) -> KafkaCheckProgress:
         """What a retry resumes from; the checker's state only while it is small."""
         small = self.checker.keys <= self.probe.max_resumable_keys
         return KafkaCheckProgress(
-            started_at=self.started_at, window_end=_rows(self.window),
-            read_to=_rows(self.pos) if small else None,
+            started_at=self.started_at, window_end=to_rows(self.window),
+            read_to=to_rows(self.pos) if small else None,
             checker=self.checker.state() if small else None, peak_lag=self.peak,
             drained_at=self.drained_at, samples=self.samples,
         )  # fmt: skip
@@ -362,7 +261,7 @@ class _CheckRun:
         notes = [] if window_read else ["the window was not read to its end by the deadline"]
         return self.checker.report().model_copy(
             update={
-                "lag": lag, "window_end": _rows(self.window), "read_to": _rows(self.pos),
+                "lag": lag, "window_end": to_rows(self.window), "read_to": to_rows(self.pos),
                 "complete": window_read, "attempt": self.attempt, "resumed": self.resumed,
                 "elapsed_s": round(elapsed_s, 3), "notes": notes,
             }

@@ -4,22 +4,21 @@ Owns the only place where our snake_case models meet Chaos Mesh's camelCase: the
 action of each fault, its selector, mode and value, the mandatory `duration` (Chaos Mesh counts
 it from creation, so a fault ends even if the chaos worker dies), the peers of network faults,
 and the labels and annotations that name the tool, the run, the step and the expiry. Also
-renders whole scenarios as YAML (`starter.py render`) and writes the seed's individual
-manifests (`python -m activities.manifests write manifests/`).
+renders whole scenarios as YAML (`starter.py render`). The seed's manifest files are written
+and checked by `activities.manifest_files`; `python -m activities.manifests write|check DIR`
+runs that module's CLI.
 
-It never talks to the Kubernetes API and never reads the clock: the same input always gives
-the same object, so a retried activity finds its own object and the manifests cannot drift.
+It never talks to the Kubernetes API, never reads the clock and never touches files: the same
+input always gives the same object, so a retried activity finds its own object and the
+manifests cannot drift.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -301,65 +300,7 @@ def render_scenario(
     return "".join(docs)
 
 
-#: The seed's hand-applied manifests and the built-in scenarios they are generated from.
-SEED_MANIFESTS = {
-    "pod-failure.yaml": "pod-failure",
-    "network-chaos.yaml": "network-chaos",
-    "stress-chaos.yaml": "stress-chaos",
-}
+if __name__ == "__main__":  # the command the manifests' headers name; the CLI is elsewhere
+    from activities.manifest_files import main
 
-
-def manifest_file(scenario: Scenario) -> str:
-    """The content of a generated manifest file: a header, then the scenario's objects."""
-    header = (
-        f"# {scenario.description or scenario.name}\n"
-        f"# Generated from scenarios/{scenario.name}.yaml by "
-        "`python -m activities.manifests write manifests/`; do not edit by hand.\n"
-        f"# Apply: kubectl apply -f {scenario.name}.yaml   Remove: kubectl delete -f ...\n"
-        "# Each fault ends by itself after its `duration`; delete the objects afterwards.\n"
-    )
-    return header + render_scenario(scenario)
-
-
-def expected_manifests() -> dict[str, str]:
-    """File name -> content of every generated manifest, from the built-in scenarios.
-
-    Raises:
-        RenderError: a built-in scenario has a fault Chaos Mesh cannot express.
-    """
-    from activities.scenario_files import load_builtin
-
-    return {file: manifest_file(load_builtin(name)) for file, name in SEED_MANIFESTS.items()}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m activities.manifests write|check DIR`: write the manifests, or find drift."""
-    from activities.scenario_files import load_builtin
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] not in ("write", "check"):
-        print("usage: python -m activities.manifests write|check DIR", file=sys.stderr)
-        return 2
-    command, directory = args[0], Path(args[1])
-    failed = []
-    for file, name in SEED_MANIFESTS.items():
-        path = directory / file
-        try:
-            content = manifest_file(load_builtin(name))
-        except RenderError as err:
-            print(f"{path}: scenario {name}: {err}", file=sys.stderr)
-            failed.append(str(path))
-            continue
-        if command == "write":
-            directory.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-            print(f"wrote {path}")
-        elif not path.is_file() or path.read_text() != content:
-            print(f"{path} is out of date: run `python -m activities.manifests write {directory}`",
-                  file=sys.stderr)  # fmt: skip
-            failed.append(str(path))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -21,17 +21,12 @@ on context-manager exit and at interpreter exit.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import base64
-import contextlib
 import fcntl
 import os
 import re
 import shutil
-import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +37,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import cast
+
+from devstack.kafka_ready import metadata_brokers
+from devstack.ports import free_ports
+from devstack.processes import stop_process_group
 
 KAFKA_VERSION = "3.9.1"
 POM_TEMPLATE = Path(__file__).resolve().parent.parent / "scripts" / "kafka" / "pom.xml"
@@ -116,57 +115,11 @@ def install(version: str = KAFKA_VERSION) -> Path:
     return lib
 
 
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct loopback ports that were free a moment ago."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
 def _random_cluster_id() -> str:
     while True:  # Kafka's own Uuid.randomUuid() rejects ids that look like a CLI flag
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
             return cid
-
-
-def _metadata_brokers(port: int, timeout: float) -> list[tuple[int, str, int]]:
-    """Send a Metadata v1 request for no topics; return the (id, host, port) of live brokers.
-
-    A KRaft broker binds its ports early but answers only once it is unfenced, and only live
-    brokers appear in the answer, so a non-empty list means the broker serves clients.
-    """
-    client_id = b"devstack"
-    body = struct.pack(">hhih", 3, 1, 1, len(client_id)) + client_id + struct.pack(">i", 0)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
-        data = _recv_exactly(sock, size)
-    pos = 4  # correlation id
-    (count,) = struct.unpack_from(">i", data, pos)
-    pos += 4
-    brokers = []
-    for _ in range(count):
-        node_id, host_len = struct.unpack_from(">ih", data, pos)
-        pos += 6
-        host = data[pos : pos + host_len].decode()
-        pos += host_len
-        (broker_port, rack_len) = struct.unpack_from(">ih", data, pos)
-        pos += 6 + max(rack_len, 0)
-        brokers.append((node_id, host, broker_port))
-    return brokers
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed mid-response")
-        buf += chunk
-    return bytes(buf)
 
 
 _RUNNING: weakref.WeakSet[KafkaBroker] = weakref.WeakSet()
@@ -443,7 +396,7 @@ class KafkaBroker:
                     f"{self.log_file} ends with:\n{self.log_tail()}"
                 )
             try:
-                if _metadata_brokers(self.direct_port, timeout=2.0):
+                if metadata_brokers(self.direct_port, timeout=2.0):
                     return
             except OSError as e:  # refused while binding, or timed out before it serves
                 last_error = e
@@ -456,14 +409,8 @@ class KafkaBroker:
     def _stop_locked(self) -> None:
         proc, self._proc = self._proc, None
         _RUNNING.discard(self)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process_group(proc, self.stop_timeout)
 
 
 def _advertised_list(
@@ -479,70 +426,7 @@ def _advertised_list(
     return listed
 
 
-def _parse_address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``python -m devstack.kafka`` CLI."""
-    parser = argparse.ArgumentParser(
-        prog="python -m devstack.kafka",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_install = sub.add_parser("install", help="resolve the jars and print the lib path")
-    p_install.add_argument("--version", default=KAFKA_VERSION)
-    p_run = sub.add_parser("run", help="run a broker until SIGINT/SIGTERM")
-    p_run.add_argument("--dir", required=True, type=Path, help="data dir (kept across runs)")
-    p_run.add_argument("--version", default=KAFKA_VERSION)
-    p_run.add_argument("--direct-port", type=int)
-    p_run.add_argument("--chaos-port", type=int)
-    p_run.add_argument("--controller-port", type=int)
-    p_run.add_argument(
-        "--chaos-advertised", type=_parse_address, metavar="HOST:PORT", action="append",
-        help="once: one CHAOS listener; repeated: listeners CHAOS0..CHAOSn-1, one per address",
-    )  # fmt: skip
-    p_run.add_argument("--partitions", type=int, default=3)
-    args = parser.parse_args(argv)
-
-    if args.command == "install":
-        print(install(args.version))
-        return 0
-
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
-    broker = KafkaBroker(
-        args.dir,
-        version=args.version,
-        direct_port=args.direct_port,
-        chaos_port=args.chaos_port,
-        controller_port=args.controller_port,
-        chaos_advertised=(
-            args.chaos_advertised[0]
-            if args.chaos_advertised and len(args.chaos_advertised) == 1
-            else args.chaos_advertised
-        ),
-        num_partitions=args.partitions,
-    )
-    with broker:
-        print(f"KAFKA_BOOTSTRAP_DIRECT={broker.bootstrap_direct}")
-        print(f"KAFKA_BOOTSTRAP_CHAOS={broker.bootstrap_chaos}")
-        print(f"KAFKA_CHAOS_LISTENER=127.0.0.1:{broker.chaos_port}")
-        if len(broker.chaos_listeners) > 1:
-            for name, port, (host, adv_port) in broker.chaos_listeners:
-                print(f"KAFKA_{name}_LISTENER=127.0.0.1:{port} ADVERTISED={host}:{adv_port}")
-        print(f"KAFKA_LOG={broker.log_file}", flush=True)
-        while not stopping.wait(1.0):
-            if not broker.running:
-                print(f"broker exited; log ends with:\n{broker.log_tail()}", file=sys.stderr)
-                return 1
-    return 0
-
-
 if __name__ == "__main__":
+    from devstack.kafka_cli import main
+
     sys.exit(main())

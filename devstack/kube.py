@@ -8,17 +8,15 @@ controller creates a namespace's `default` ServiceAccount, so the ServiceAccount
 is disabled (pods would otherwise be refused).
 
 `KubeApiServer` owns everything in its work directory: a self-made CA and serving certificate for
-127.0.0.1, the service-account signing key (so the TokenRequest API issues real tokens), a static
-token file whose admin token is in `system:masters`, etcd's data, the server's log and an admin
-kubeconfig. Authorization is RBAC, so any other identity is refused until a Role grants it. At
-start it installs the pinned Chaos Mesh CRDs (waiting until each is Established) and creates the
-`bytebot` namespace.
+127.0.0.1, the service-account signing key (so the TokenRequest API issues real tokens; both made
+by `devstack.certs`), a static token file whose admin token is in `system:masters`, etcd's data,
+the server's log and an admin kubeconfig. Authorization is RBAC, so any other identity is refused
+until a Role grants it. At start it installs the pinned Chaos Mesh CRDs (waiting until each is
+Established) and creates the `bytebot` namespace.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import secrets
 import ssl
@@ -31,13 +29,11 @@ from types import TracebackType
 from typing import Self
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from kubernetes import client
 
+from devstack.certs import write_serving_certs, write_signing_key
 from devstack.ports import free_port
+from devstack.processes import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "scripts" / "build-kube-apiserver.sh"
@@ -170,14 +166,8 @@ class KubeApiServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 20 s). Safe to call more than once."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process_group(proc, timeout_s=20)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -276,43 +266,10 @@ class KubeApiServer:
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     def _write_credentials(self) -> None:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bytebot-chaos-test-ca")])
-        ca_cert = (
-            _cert_builder(ca_name, ca_name, ca_key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_key_usage(cert_sign=True), critical=True)
-            .sign(ca_key, hashes.SHA256())
+        write_serving_certs(
+            self.ca_path, self.work_dir / "serving.crt", self.work_dir / "serving.key"
         )
-        serving_key = ec.generate_private_key(ec.SECP256R1())
-        serving_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
-        sans: list[x509.GeneralName] = [
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-            *(x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default.svc")),
-        ]
-        serving_cert = (
-            _cert_builder(serving_name, ca_name, serving_key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(cert_sign=False), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        sa_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        (self.work_dir / "serving.crt").write_bytes(
-            serving_cert.public_bytes(serialization.Encoding.PEM)
-        )
-        _write_private(self.work_dir / "serving.key", serving_key)
-        _write_private(self.work_dir / "sa.key", sa_key)
-        (self.work_dir / "sa.pub").write_bytes(
-            sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        write_signing_key(self.work_dir / "sa.key", self.work_dir / "sa.pub")
         # token,user,uid,"group1,group2"
         tokens = self.work_dir / "tokens.csv"
         tokens.write_text(f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
@@ -339,43 +296,3 @@ class KubeApiServer:
         }
         self.kubeconfig_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.kubeconfig_path.chmod(0o600)
-
-
-def _cert_builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-    )
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not cert_sign,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)

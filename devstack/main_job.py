@@ -27,6 +27,7 @@ from control.reports import print_table, write_report
 from control.runs import build_input, follow_run, start_run, ui_link
 from devstack.kafka import KafkaBroker, install
 from devstack.ports import free_port
+from devstack.processes import stop_process_group
 from devstack.sut import LocalSut, SutPorts
 from devstack.temporal import TemporalDevServer
 from models.report import ScenarioReport, Verdict
@@ -85,12 +86,7 @@ def chaos_worker(temporal: str, kafka: str, sut_root: Path, log: Path) -> Iterat
     try:
         yield
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc, timeout_s=30)
 
 
 def _print_status(status: RunStatus) -> None:

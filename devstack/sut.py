@@ -32,8 +32,9 @@ from pathlib import Path
 from types import TracebackType
 
 from activities.local.control import ProxyConfig, Route, config_file
-from devstack.kafka import KafkaBroker, free_ports
-from devstack.ports import wait_for_port
+from devstack.kafka import KafkaBroker
+from devstack.ports import free_ports, wait_for_port
+from devstack.processes import stop_process_group
 
 
 @dataclass(frozen=True)
@@ -163,15 +164,7 @@ class LocalSut:
     def stop(self) -> None:
         """Stop the stand-in (it stops its replicas), then the proxy; safe to call twice."""
         while self._procs:
-            proc = self._procs.pop()
-            if proc.poll() is not None:
-                continue
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_process_group(self._procs.pop(), timeout_s=20)
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,7 @@ for the test suite and the main job. It never talks to a production cluster.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from devstack.ports import free_port, wait_for_port
+from devstack.processes import stop_process_group
 
 #: Search attributes the orchestrator upserts; the dev server must know them up front.
 SEARCH_ATTRIBUTES = {
@@ -111,14 +110,8 @@ class TemporalDevServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL); safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_process_group(proc, timeout_s=10)
 
     def __enter__(self) -> TemporalDevServer:
         return self.start()

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Temporal dev server for the whole run, a client, helpers."""
+"""Shared fixtures: one real Temporal dev server, one real kube-apiserver, a client, helpers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from devstack.kube import KubeApiServer
 from devstack.temporal import TemporalDevServer
 
 
@@ -25,6 +26,17 @@ def temporal_server() -> Iterator[TemporalDevServer]:
 async def client(temporal_server: TemporalDevServer) -> AsyncIterator[Client]:
     """A client of the dev server's default namespace, with the pydantic converter."""
     yield await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    """The real kube-apiserver + etcd with the Chaos Mesh CRDs, shared by the files that need it.
+
+    Tests share its `bytebot` namespace: they use their own object names there, or a fresh
+    namespace of their own.
+    """
+    with KubeApiServer(tmp_path_factory.mktemp("kube")) as server:
+        yield server
 
 
 async def assert_eventually(

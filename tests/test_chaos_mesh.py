@@ -1,11 +1,12 @@
 """The Chaos Mesh backend against a real kube-apiserver with the Chaos Mesh v2.6.7 CRDs.
 
-Real parts: kube-apiserver + etcd (devstack.kube), the Temporal dev server, the real workflows
-and the real backend, kube client, sweeper and `resolve_scenario`. Stand-ins, named as such:
-`FakeChaosController` (tests/fake_chaos_controller.py) plays the Chaos Mesh controller, plain
-Pod objects with a patched Ready status play the worker pods, and `HealthyProbes`
-(tests/support/standins.py) plays the verification activities (the real probes are tested
-against real goal runs elsewhere).
+Real parts: kube-apiserver + etcd (devstack.kube, the suite's `kube` fixture), the Temporal dev
+server, the real workflows and the real backend, kube client, sweeper and `resolve_scenario`.
+Stand-ins, named as such: `FakeChaosController` (tests/support/fake_chaos_controller.py) plays
+the Chaos Mesh controller, plain Pod objects with a patched Ready status play the worker pods,
+and `HealthyProbes` (tests/support/standins.py) plays the verification activities (the real
+probes are tested against real goal runs elsewhere). Requests, scenarios and the `Runs` worker
+come from tests/support/chaos_mesh.py.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, utils
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowFailureError
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from activities.backend import FaultRejected, NotYet
-from activities.chaos_mesh import ChaosMeshActivities, ChaosMeshBackend
-from activities.faults import FaultActivities
+from activities.chaos_mesh import ChaosMeshBackend
+from activities.chaos_mesh_pause import ChaosMeshActivities
 from activities.kube import (
     KubeAlreadyExists,
     KubeClient,
@@ -43,34 +43,29 @@ from activities.kube import (
     KubeThrottled,
     classify,
 )
-from activities.manifests import KINDS, PAUSE_ANNOTATION, render_request
+from activities.manifests import PAUSE_ANNOTATION, render_request
 from activities.scenario_files import builtin_names, load_builtin
-from activities.scenarios import ScenarioActivities
-from activities.sweeper import SweeperActivities, ensure_sweeper_schedule
+from activities.sweeper import ensure_sweeper_schedule
 from devstack.kube import KubeApiServer
-from models.faults import FaultSpec
 from models.ledger import FaultRequest, ReplicaQuery
 from models.report import ScenarioReport, Verdict
 from models.scenario import Scenario, ScenarioInput
-from models.sweep import SweepInput, SweepReport
 from tests.conftest import assert_eventually
-from tests.fake_chaos_controller import FakeChaosController, worker_pods
-from tests.support.standins import HealthyProbes
-from worker import WORKFLOWS, workflow_runner
+from tests.support.chaos_mesh import (
+    Runs,
+    confirm_now,
+    names_are,
+    objects,
+    request,
+    scenario_in,
+    with_dns_patterns,
+)
+from tests.support.fake_chaos_controller import FakeChaosController, worker_pods
 from workflows.scenario import ChaosScenarioWorkflow
 from workflows.sweeper import ChaosOrphanSweeperWorkflow
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parent.parent
-FAULT = TypeAdapter(FaultSpec)
-#: DNS patterns Chaos Mesh accepts (a wildcard only at the end).
-DNS_PATTERNS = ["temporal*", "core-cluster-kafka*"]
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    with KubeApiServer(tmp_path_factory.mktemp("kube")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -106,29 +101,6 @@ def kc(kube: KubeApiServer) -> Iterator[KubeClient]:
 @pytest.fixture
 def backend(kc: KubeClient, ns: str) -> ChaosMeshBackend:
     return ChaosMeshBackend(kc, allowed_namespaces=[ns], poll_s=0.1, recover_wait_s=10)
-
-
-def request(ns: str, fault: dict[str, Any], *, run_id: str = "run-1", step: int = 0,
-            expires_in: timedelta = timedelta(minutes=5)) -> FaultRequest:  # fmt: skip
-    spec = FAULT.validate_python({"target": {"namespace": ns}, **fault})
-    return FaultRequest(
-        fault_id=f"chaos-{secrets.token_hex(4)}-{step:02d}-{spec.label}", run_id=run_id,
-        step=step, fault=spec, expires_at=datetime.now(UTC) + expires_in,
-        allowed_namespaces=[ns],
-    )  # fmt: skip
-
-
-async def objects(kc: KubeClient, ns: str) -> list[str]:
-    """Every Chaos Mesh object of our four kinds in a namespace (whoever made it)."""
-    return [o["metadata"]["name"] for k in KINDS for o in await kc.list_objects(k.plural, ns, "")]
-
-
-def with_dns_patterns(data: dict[str, Any]) -> dict[str, Any]:
-    for step in data["steps"]:
-        for fault in step["faults"]:
-            if fault["action"] == "dns-error":
-                fault["patterns"] = DNS_PATTERNS
-    return data
 
 
 # -- the rendered objects are valid Chaos Mesh objects ------------------------------------
@@ -183,7 +155,7 @@ async def test_pod_kill_replaces_one_pod_is_confirmed_by_uids_and_recovers_to_no
     assert stored is not None
     assert stored["spec"]["duration"] == "30s"
     assert stored["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "bytebot-chaos"
-    confirmed = await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    confirmed = await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
     killed = controller.killed[0]
     assert any(f"pod {killed}" in e and "was killed" in e for e in confirmed.evidence)
     after = {
@@ -197,26 +169,19 @@ async def test_pod_kill_replaces_one_pod_is_confirmed_by_uids_and_recovers_to_no
     assert (await backend.recover(req)).evidence == [f"{req.fault_id}: nothing to delete"]
 
 
-async def _confirmed(backend: ChaosMeshBackend, req: FaultRequest) -> Any:
-    try:
-        return await backend.confirm(req)
-    except NotYet as err:
-        raise AssertionError(str(err)) from err
-
-
 async def test_container_kill_and_network_faults_are_confirmed_by_their_evidence(
     backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
 ) -> None:
     kill = request(ns, {"action": "container-kill", "duration": "30s"})
     await backend.inject(kill)
-    effect = await assert_eventually(lambda: _confirmed(backend, kill), timeout_s=10)
+    effect = await assert_eventually(lambda: confirm_now(backend, kill), timeout_s=10)
     assert any("restarted (0 -> 1 restarts)" in e for e in effect.evidence), effect.evidence
     replicas = await backend.read_replicas(ReplicaQuery(target=kill.fault.target))
     assert sorted(r.restarts or 0 for r in replicas.replicas) == [0, 0, 1]
 
     delay = request(ns, {"action": "network-delay", "duration": "30s"}, step=1)
     await backend.inject(delay)
-    effect = await assert_eventually(lambda: _confirmed(backend, delay), timeout_s=10)
+    effect = await assert_eventually(lambda: confirm_now(backend, delay), timeout_s=10)
     assert effect.in_effect and len(effect.targets) == 1
     assert any(": Injected (injected 1x" in e for e in effect.evidence), effect.evidence
     for req in (kill, delay):
@@ -285,7 +250,7 @@ async def test_pause_and_resume_use_the_chaos_mesh_pause_annotation(
 ) -> None:
     req = request(ns, {"action": "network-partition", "duration": "30s"})
     await backend.inject(req)
-    await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
     activities = ChaosMeshActivities(backend)
     assert (await activities.backend.set_paused(req, True)).in_effect is False
     stored = await kc.get("networkchaos", ns, req.fault_id)
@@ -303,7 +268,7 @@ async def test_pause_and_resume_use_the_chaos_mesh_pause_annotation(
     await backend.set_paused(req, False)
     stored = await kc.get("networkchaos", ns, req.fault_id)
     assert stored and PAUSE_ANNOTATION not in stored["metadata"]["annotations"]
-    await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
     await backend.recover(req)
 
 
@@ -312,7 +277,7 @@ async def test_recover_waits_for_the_finalizer_and_says_what_holds_it(
 ) -> None:
     req = request(ns, {"action": "memory-stress", "duration": "30s"})
     await backend.inject(req)
-    await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
     controller.hold_finalizers = True
     backend.recover_wait_s = 1
     with pytest.raises(NotYet, match=r"still being deleted: finalizers \['chaos-mesh/records'\]"):
@@ -348,12 +313,8 @@ async def test_the_janitor_sweep_deletes_only_expired_objects(
     await backend.inject(old)
     await backend.inject(fresh)
     assert await backend.sweep() == [old.fault_id]
-    await assert_eventually(lambda: _names_are(kc, ns, [fresh.fault_id]), timeout_s=10)
+    await assert_eventually(lambda: names_are(kc, ns, [fresh.fault_id]), timeout_s=10)
     await backend.recover(fresh)
-
-
-async def _names_are(kc: KubeClient, ns: str, expected: list[str]) -> None:
-    assert sorted(await objects(kc, ns)) == sorted(expected)
 
 
 # -- the client -----------------------------------------------------------------------------
@@ -448,7 +409,7 @@ async def test_the_worker_service_account_can_do_its_job_in_bytebot_and_nothing_
                 raise AssertionError(str(err)) from err
 
         await assert_eventually(granted, timeout_s=10)
-        await assert_eventually(lambda: _confirmed(backend, req), timeout_s=10)
+        await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
         assert (await backend.recover(req)).recovered
     elsewhere = render_request(request("other", {"action": "pod-kill", "duration": "30s"}))
     with pytest.raises(KubeForbidden, match=r'cannot create resource "podchaos".*"other"') as no:
@@ -478,40 +439,6 @@ def test_the_configmap_holds_settings_the_worker_accepts(monkeypatch: pytest.Mon
 # -- scenarios through the backend, on the Temporal dev server -------------------------------
 
 
-class Runs:
-    """A worker on a fresh task queue: real workflows, Chaos Mesh backend, sweeper."""
-
-    def __init__(self, client: Client, kc: KubeClient, backend: ChaosMeshBackend, ns: str) -> None:
-        self.client, self.kc, self.ns = client, kc, ns
-        self.task_queue = f"chaos-mesh-{uuid.uuid4()}"
-        activities: list[Any] = [
-            *ScenarioActivities("chaos-mesh", [ns]).all(), *FaultActivities(backend).all(),
-            *ChaosMeshActivities(backend).all(), *HealthyProbes().all(),
-            *SweeperActivities(kc, client, [ns]).all(),
-        ]  # fmt: skip
-        self.worker = Worker(
-            client, task_queue=self.task_queue,
-            workflows=list(dict.fromkeys([*WORKFLOWS, ChaosOrphanSweeperWorkflow])),
-            workflow_runner=workflow_runner(),
-            activities=activities,
-        )  # fmt: skip
-
-    async def start(self, scenario: Scenario, **extra: Any) -> Any:
-        return await self.client.start_workflow(
-            ChaosScenarioWorkflow.run, ScenarioInput(scenario=scenario, **extra),
-            id=f"t-{uuid.uuid4()}", task_queue=self.task_queue,
-        )  # fmt: skip
-
-    async def sweep(self, **extra: Any) -> SweepReport:
-        return await self.client.execute_workflow(
-            ChaosOrphanSweeperWorkflow.run, SweepInput(**extra), id=f"sweep-{uuid.uuid4()}",
-            task_queue=self.task_queue,
-        )  # fmt: skip
-
-    async def injected(self) -> list[str]:
-        return await objects(self.kc, self.ns)
-
-
 @pytest.fixture
 async def runs(
     client: Client, kc: KubeClient, backend: ChaosMeshBackend, ns: str,
@@ -520,18 +447,6 @@ async def runs(
     r = Runs(client, kc, backend, ns)
     async with r.worker:
         yield r
-
-
-def scenario_in(ns: str, *steps: dict[str, Any], **extra: Any) -> Scenario:
-    data: dict[str, Any] = {
-        "name": "t", "steps": list(steps),
-        "verification": {"kafka": None, "settle": "10s", "probe_interval": "1s"}, **extra,
-    }  # fmt: skip
-    for step in data["steps"]:
-        for fault in step.get("faults", [step.get("fault")]):
-            if fault:
-                fault.setdefault("target", {})["namespace"] = ns
-    return Scenario.model_validate(data)
 
 
 async def test_full_resilience_runs_through_chaos_mesh_and_leaves_nothing_behind(
@@ -582,7 +497,7 @@ async def test_a_cancelled_run_deletes_its_chaos_object(runs: Runs, ns: str) -> 
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
-    await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=20)
+    await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=20)
 
 
 PARTITION = {"fault": {"action": "network-partition", "duration": "60s"}}
@@ -595,7 +510,7 @@ async def test_a_terminated_run_still_deletes_its_chaos_object_through_its_child
     await assert_eventually(runs.injected, timeout_s=20)
     await handle.terminate("operator pulled the plug")
     # The child gets a cancel request (parent close policy) and recovers in its `finally`.
-    await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=20)
+    await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=20)
 
 
 async def test_the_scheduled_sweeper_deletes_what_a_terminated_child_left_behind(
@@ -613,7 +528,7 @@ async def test_the_scheduled_sweeper_deletes_what_a_terminated_child_left_behind
     schedule = await ensure_sweeper_schedule(client, runs.task_queue)
     try:
         await schedule.trigger()
-        await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=30)
+        await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=30)
         described = await schedule.describe()
         started: Any = described.info.recent_actions[-1].action
         report = await client.get_workflow_handle_for(
@@ -639,7 +554,7 @@ async def test_the_sweeper_keeps_running_runs_deletes_expired_and_reports_stuck_
     stuck = request(ns, {"action": "pod-kill", "duration": "30s"}, run_id="gone", step=2)
     for req in (alive, expired, stuck):
         await backend.inject(req)
-    await assert_eventually(lambda: _confirmed(backend, stuck), timeout_s=10)
+    await assert_eventually(lambda: confirm_now(backend, stuck), timeout_s=10)
     controller.hold_finalizers = True
     await runs.kc.delete("podchaos", ns, stuck.fault_id)
     client.CoreV1Api(admin).delete_collection_namespaced_pod(ns)  # its targets are gone
@@ -657,7 +572,7 @@ async def test_the_sweeper_keeps_running_runs_deletes_expired_and_reports_stuck_
     controller.hold_finalizers = False
     await idle.terminate("done")
     assert [o.object.name for o in (await runs.sweep()).deleted] == [alive.fault_id]
-    await assert_eventually(lambda: _names_are(runs.kc, ns, []), timeout_s=10)
+    await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=10)
 
 
 async def test_the_sweeper_schedule_is_created_once_and_kept_up_to_date(client: Client) -> None:

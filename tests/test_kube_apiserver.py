@@ -20,12 +20,6 @@ pytestmark = pytest.mark.timeout(900)
 GROUP, VERSION, PLURAL = "chaos-mesh.org", "v1alpha1", "podchaos"
 
 
-@pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    with KubeApiServer(tmp_path_factory.mktemp("kube")) as server:
-        yield server
-
-
 @pytest.fixture
 def admin(kube: KubeApiServer) -> Iterator[client.ApiClient]:
     with kube.api_client() as api:

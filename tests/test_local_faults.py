@@ -2,31 +2,23 @@
 
 Real parts only: a Temporal dev server, a single-node Kafka with one CHAOS listener per replica,
 the fault proxy and the stand-in supervisor with three replicas in cgroup v1 (devstack.sut),
-stress-ng. Effects are measured from outside: Kafka round trips and Temporal RPCs through a
-replica's proxy routes, a producer's throughput through them, the supervisor's state.json, and
-the replica cgroups' CPU and memory use.
+stress-ng. Effects are measured from outside (tests/support/measure.py): Kafka round trips and
+Temporal RPCs through a replica's proxy routes, a producer's throughput through them, the
+supervisor's state.json, and the replica cgroups' CPU and memory use. Requests and waiting for
+them to take effect: tests/support/local_requests.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import socket
 import statistics
-import struct
-import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from pydantic import TypeAdapter
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 
@@ -38,13 +30,23 @@ from activities.local_faults import LocalBackend
 from devstack.kafka import KafkaBroker
 from devstack.sut import LocalSut, SutPorts
 from devstack.temporal import TemporalDevServer
-from models.faults import FaultSpec
-from models.ledger import FaultRequest, Injection, ReplicaQuery
+from models.ledger import ReplicaQuery
 from tests.conftest import assert_eventually
+from tests.support.local_requests import confirmed, request, stress_pids
+from tests.support.measure import (
+    cgroup_cores,
+    cgroup_memory,
+    connect,
+    metadata_round_trip,
+    produce_seconds,
+    replica,
+    round_trips,
+    rpc_seconds,
+    temporal_client,
+)
 
 pytestmark = pytest.mark.timeout(120)
 REPLICAS = 3
-SPEC: TypeAdapter[Any] = TypeAdapter(FaultSpec)
 FAST_S, SLOW_S = 0.05, 0.18  # a plain loopback round trip / one with 200 ms added
 CPU_RISE = 0.2  # cores; the seed's 80% load gets less when the machine is busy
 needs_stress_ng = pytest.mark.skipif(
@@ -82,109 +84,8 @@ async def steady(sut: LocalSut) -> AsyncIterator[None]:
     await assert_eventually(sut.all_ready, timeout_s=30)
 
 
-def request(
-    fault: dict[str, Any], seconds: float = 30, fault_id: str | None = None
-) -> FaultRequest:
-    return FaultRequest(
-        fault_id=fault_id or f"t-{fault['action']}-{uuid4().hex[:8]}", run_id="test-run", step=0,
-        fault=SPEC.validate_python({"duration": f"{seconds:g}s", **fault}),
-        expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
-    )  # fmt: skip
-
-
-async def confirmed(backend: LocalBackend, req: FaultRequest, timeout_s: float = 20) -> Injection:
-    """Poll confirm until the fault is in effect (as the workflow's retry policy does)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return await backend.confirm(req)
-        except NotYet:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
-def replica(sut: LocalSut, name: str) -> dict[str, Any]:
-    return next(r for r in sut.state()["replicas"] if r["name"] == name)  # type: ignore[attr-defined]
-
-
 def others(name: str) -> list[str]:
     return [f"replica-{i}" for i in range(REPLICAS) if f"replica-{i}" != name]
-
-
-# --- measuring through a replica's Kafka route -----------------------------------------------
-
-
-def metadata_round_trip(sock: socket.socket) -> float:
-    """Send a Kafka Metadata request on ``sock`` and wait for the whole answer; seconds taken."""
-    client = b"chaos-test"
-    body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", 0)
-    started = time.monotonic()
-    sock.sendall(struct.pack(">i", len(body)) + body)
-    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
-    recv_exactly(sock, size)
-    return time.monotonic() - started
-
-
-def recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def connect(sut: LocalSut, name: str, timeout_s: float = 5.0) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", sut.route_port(name, "kafka")), timeout=timeout_s)
-
-
-def round_trips(sut: LocalSut, name: str, count: int) -> list[float]:
-    with connect(sut, name) as sock:
-        return [metadata_round_trip(sock) for _ in range(count)]
-
-
-async def produce_seconds(sut: LocalSut, name: str, size: int) -> float:
-    """Seconds to produce one ``size``-byte message through the replica's Kafka route."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=f"127.0.0.1:{sut.route_port(name, 'kafka')}", acks=1,
-        max_request_size=4 * size, request_timeout_ms=30000,
-    )  # fmt: skip
-    await producer.start()
-    try:
-        await producer.send_and_wait("bandwidth-probe", b"warm-up")
-        started = time.monotonic()
-        await producer.send_and_wait("bandwidth-probe", os.urandom(size))
-        return time.monotonic() - started
-    finally:
-        await producer.stop()
-
-
-async def temporal_client(sut: LocalSut, name: str) -> Client:
-    """A Temporal client whose connection crosses the replica's Temporal route."""
-    return await Client.connect(f"127.0.0.1:{sut.route_port(name, 'temporal')}")
-
-
-async def rpc_seconds(client: Client, timeout_s: float = 5.0) -> float:
-    """Seconds one Temporal frontend RPC takes over ``client``'s connection."""
-    started = time.monotonic()
-    await client.workflow_service.get_system_info(
-        GetSystemInfoRequest(), timeout=timedelta(seconds=timeout_s)
-    )
-    return time.monotonic() - started
-
-
-def cgroup_cores(sut: LocalSut, name: str, window_s: float = 1.0) -> float:
-    cpu = Path(replica(sut, name)["cgroup"]["cpu"])
-    pids = procs.cgroup_pids(cpu)
-    before = procs.cpu_seconds(pids)
-    time.sleep(window_s)
-    return (procs.cpu_seconds(pids) - before) / window_s
-
-
-def cgroup_memory(sut: LocalSut, name: str) -> int:
-    return procs.memory_usage(Path(replica(sut, name)["cgroup"]["memory"]))
 
 
 # --- pod faults ------------------------------------------------------------------------------
@@ -380,12 +281,6 @@ async def test_each_replicas_kafka_traffic_stays_on_its_own_route(sut: LocalSut)
 
 
 # --- stress ----------------------------------------------------------------------------------
-
-
-def stress_pids(backend: LocalBackend, req: FaultRequest) -> list[int]:
-    entry = backend.ledger.load(req.fault_id)
-    assert entry is not None
-    return entry.helper_pids
 
 
 @needs_stress_ng

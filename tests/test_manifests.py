@@ -14,18 +14,16 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from activities.manifest_files import SEED_MANIFESTS, expected_manifests, main
 from activities.manifests import (
     ANNOTATION_EXPIRES_AT,
     ANNOTATION_RUN_ID,
     LABEL_MANAGED_BY,
     LABEL_RUN,
     LABEL_STEP,
-    SEED_MANIFESTS,
     PeerMap,
     PeerTarget,
     RenderError,
-    expected_manifests,
-    main,
     render_fault,
     render_request,
     render_scenario,

@@ -2,7 +2,9 @@
 
 In-process workers check goalRunWorkflow, its events and its deliberate defects; one
 ``python -m standin up`` process checks the supervisor: restart after SIGKILL, hold-down,
-OOMKilled, the consumer's commits, and that it leaves nothing behind.
+OOMKilled, the consumer's commits, and that it leaves nothing behind. Topics, event reading
+and the `FlakySink` stand-in are in tests/support/standin_events.py; starting and stopping the
+supervisor, and the memory hog, in tests/support/standin_process.py.
 """
 
 from __future__ import annotations
@@ -11,12 +13,8 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -30,9 +28,9 @@ from temporalio.worker import Worker
 from devstack.kafka import KafkaBroker
 from devstack.temporal import TemporalDevServer
 from standin.activities import EventSink, GoalActivities
-from standin.events import GoalEvent, event_id
+from standin.events import event_id
 from standin.goal_run import GoalRunWorkflow
-from standin.kafka_sink import EventSendError, KafkaEventSink
+from standin.kafka_sink import KafkaEventSink
 from standin.models import (
     GOAL_RUN_WORKFLOW,
     FaultyMode,
@@ -41,10 +39,24 @@ from standin.models import (
     GoalRunResult,
     expected_output,
 )
-from standin.state import StateDir, SupervisorState, write_hold
+from standin.state import write_hold
 from tests.conftest import assert_eventually
+from tests.support.standin_events import (
+    FlakySink,
+    Topics,
+    by_key,
+    fresh_topics,
+    read_events,
+    run_goal,
+)
+from tests.support.standin_process import (
+    Standin,
+    cgroup_pids,
+    start_memory_hog,
+    start_standin,
+    stop_standin,
+)
 
-PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -53,73 +65,6 @@ def standin_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBro
     """A real broker for these tests; CHAOS is advertised as itself (no proxy in front)."""
     with KafkaBroker(tmp_path_factory.mktemp("standin-kafka")) as broker:
         yield broker
-
-
-@dataclass(frozen=True)
-class Topics:
-    """A test's own task queue and topics."""
-
-    task_queue: str
-    goal: str
-    step: str
-
-
-def fresh_topics() -> Topics:
-    """Names no other test uses."""
-    tag = uuid4().hex[:8]
-    return Topics(f"tq-{tag}", f"goal-events-{tag}", f"step-events-{tag}")
-
-
-@dataclass(frozen=True)
-class Record:
-    """One event as read back from Kafka."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    event: GoalEvent
-
-
-async def read_events(bootstrap: str, *topics: str) -> list[Record]:
-    """Every record now in ``topics``, in partition order."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(topics))
-    finally:
-        await admin.close()
-    parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        records: list[Record] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                records += [
-                    Record(
-                        tp.topic,
-                        tp.partition,
-                        m.offset,
-                        m.key.decode(),
-                        GoalEvent.from_json(m.value),
-                    )
-                    for m in batch
-                ]
-        return records
-    finally:
-        await consumer.stop()
-
-
-def by_key(records: list[Record]) -> dict[str, list[GoalEventType]]:
-    """Each key's event types in offset order."""
-    keyed: dict[str, list[GoalEventType]] = {}
-    for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        keyed.setdefault(r.key, []).append(r.event.event_type)
-    return keyed
 
 
 StartWorker = Callable[..., Awaitable[Worker]]
@@ -152,18 +97,6 @@ async def worker_for(client: Client, standin_kafka: KafkaBroker) -> AsyncIterato
     for worker, kafka in started:
         await worker.shutdown()
         await kafka.stop()
-
-
-async def run_goal(client: Client, topics: Topics, goal_run: GoalRunInput) -> GoalRunResult:
-    """Execute one goalRunWorkflow on the test's task queue."""
-    return await client.execute_workflow(
-        GOAL_RUN_WORKFLOW,
-        goal_run,
-        id=goal_run.goal_run_id,
-        task_queue=topics.task_queue,
-        result_type=GoalRunResult,
-        execution_timeout=timedelta(seconds=60),
-    )
 
 
 # --- goalRunWorkflow and its events ---------------------------------------------------------
@@ -229,24 +162,6 @@ async def test_faulty_worker_loses_events_reorders_steps_and_returns_a_wrong_can
     assert 0 < len(reordered) < len(steps)  # reorder-events
 
 
-class FlakySink:
-    """Test-side stand-in for a Kafka outage: fails the first STEP_COMPLETED of step 2."""
-
-    def __init__(self, inner: KafkaEventSink) -> None:
-        self.inner = inner
-        self.failed = False
-
-    async def send(self, event: GoalEvent) -> None:
-        if (
-            event.event_type == GoalEventType.STEP_COMPLETED
-            and event.step_number == 2
-            and not self.failed
-        ):
-            self.failed = True
-            raise EventSendError("simulated outage")
-        await self.inner.send(event)
-
-
 @pytest.mark.parametrize("faulty", [False, True], ids=["graceful", "fail-under-stress"])
 async def test_a_retried_step_is_survived_unless_the_worker_fails_under_stress(
     client: Client, standin_kafka: KafkaBroker, worker_for: StartWorker, faulty: bool
@@ -277,77 +192,6 @@ async def test_a_retried_step_is_survived_unless_the_worker_fails_under_stress(
 
 
 # --- the supervisor -------------------------------------------------------------------------
-
-
-@dataclass
-class Standin:
-    """A running ``python -m standin up`` and how to read its state."""
-
-    proc: subprocess.Popen[bytes]
-    dir: StateDir
-    topics: Topics
-    log: Path
-
-    def state(self) -> SupervisorState:
-        state = self.dir.read_state()
-        assert state is not None, "no state.json yet"
-        return state
-
-    def all_ready(self) -> SupervisorState:
-        state = self.state()
-        assert all(r.ready for r in state.replicas), [(r.name, r.phase) for r in state.replicas]
-        return state
-
-
-def start_standin(
-    state_dir: Path, temporal: TemporalDevServer, kafka: KafkaBroker, *extra: str, replicas: int = 2
-) -> Standin:
-    """Start ``python -m standin up`` on its own task queue and topics."""
-    topics = fresh_topics()
-    log = state_dir.with_suffix(".log")
-    cmd = [
-        sys.executable,
-        "-m",
-        "standin",
-        "up",
-        "--state-dir",
-        str(state_dir),
-        "--replicas",
-        str(replicas),
-        "--temporal-addresses",
-        temporal.address,
-        "--kafka-bootstraps",
-        kafka.bootstrap_chaos,
-        "--kafka-bootstrap",
-        kafka.bootstrap_direct,
-        "--task-queue",
-        topics.task_queue,
-        "--goal-topic",
-        topics.goal,
-        "--step-topic",
-        topics.step,
-        "--memory-limit-mb",
-        "256",
-        "--consume-delay-ms",
-        "2",
-        *extra,
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
-    return Standin(proc, StateDir(state_dir), topics, log)
-
-
-def stop_standin(standin: Standin) -> None:
-    """SIGTERM it and check it left no replica and no cgroup behind."""
-    state = standin.dir.read_state()
-    standin.proc.send_signal(signal.SIGTERM)
-    assert standin.proc.wait(timeout=20) == 0, standin.log.read_text()[-3000:]
-    for r in state.replicas if state else []:
-        if r.pid is not None:
-            with pytest.raises(ProcessLookupError):
-                os.kill(r.pid, 0)
-        if r.cgroup is not None:
-            assert not Path(r.cgroup.memory or "/nonexistent").exists()
 
 
 @pytest.fixture(scope="module")
@@ -466,31 +310,6 @@ async def test_consumer_group_commits_offsets_and_its_lag_drains(
     finally:
         await consumer.stop()
         await admin.close()
-
-
-def cgroup_pids(cgroup: Path) -> list[int]:
-    """The pids directly in a cgroup."""
-    return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
-
-
-def start_memory_hog(cgroup: Path, victim: int, mib: int) -> subprocess.Popen[bytes]:
-    """Make ``victim`` the OOM killer's choice, then fill ``cgroup`` with a ``mib`` MiB hog.
-
-    The hog is a test-side stand-in for a memory stressor.
-    """
-    Path(f"/proc/{victim}/oom_score_adj").write_text("1000")
-    script = f"import time; x = b'x' * ({mib} << 20); time.sleep(60)"
-    return subprocess.Popen(
-        [
-            "/bin/sh",
-            "-c",
-            f'echo $$ > {cgroup}/cgroup.procs && exec "$@"',
-            "sh",
-            sys.executable,
-            "-c",
-            script,
-        ]
-    )
 
 
 async def test_replica_killed_by_the_oom_killer_is_reported_oomkilled(standin: Standin) -> None:

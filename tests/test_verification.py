@@ -5,41 +5,32 @@ and the system under test's `bytebot-sut`), ChaosScenarioWorkflow and ChaosFault
 by a real Worker, the verification activities, and goal runs executed by real goalRunWorkflow
 workers (in-process "replicas" polling their own task queue).
 
-Test doubles, because no cluster or ByteBot runs here:
+Test doubles, because no cluster or ByteBot runs here (tests/support/goal_runs.py):
 - `GoalRunWorkflow`: a minimal goalRunWorkflow with switchable bad behaviours (a step that
   fails while the fault holds, a run that stalls forever, a wrong result);
 - `StandInBackend`: a stand-in fault backend; "pod-kill" stops replicas' workers (and may
   restart them on recovery), its replicas are read from those workers, and its confirm() can
   report that the fault never took effect;
-- `resolve_scenario`: a stand-in resolver returning the inline scenario as is.
+- `resolve_scenario` (tests/support/verification_runs.py, with the chaos worker): a stand-in
+  resolver returning the inline scenario as is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from temporalio import activity, workflow
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import RetryPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import names
-from activities.backend import NotYet
-from activities.faults import FaultActivities
 from activities.temporal_clients import (
     TargetMisconfigured,
     TemporalClients,
@@ -48,179 +39,19 @@ from activities.temporal_clients import (
 )
 from activities.temporal_probe import TemporalProbeActivities
 from devstack.temporal import TemporalDevServer
-from models.ledger import (
-    FaultRequest,
-    FaultStatus,
-    Injection,
-    Recovery,
-    ReplicaQuery,
-    ReplicaSet,
-    TargetPreview,
-    TargetRef,
+from models.ledger import FaultStatus
+from models.observations import HoldProbe, HoldProbeInput, RecoveryInput
+from models.report import Criterion, Verdict
+from models.scenario import AbortConditions, TemporalTarget, TlsFiles
+from tests.support.goal_runs import BROKEN, SUT_NAMESPACE, StandInBackend, SystemUnderTest
+from tests.support.verification_runs import (
+    chaos_worker,
+    context,
+    criterion,
+    eventually,
+    holds,
+    scenario,
 )
-from models.observations import HoldProbe, HoldProbeInput, ProbeContext, RecoveryInput
-from models.report import Criterion, ScenarioReport, Verdict
-from models.run import ResolvedScenario
-from models.scenario import AbortConditions, Scenario, ScenarioInput, TemporalTarget, TlsFiles
-from workflows.fault import FaultWorkflow
-from workflows.scenario import ChaosScenarioWorkflow
-
-SUT_NAMESPACE = "bytebot-sut"
-BROKEN = "the replica lost the goal run's state under chaos"
-
-
-# -- the system under test: a minimal goalRunWorkflow and its replicas ---------------------
-
-
-@workflow.defn(name="goalRunWorkflow", sandboxed=False)
-class GoalRunWorkflow:
-    """Test double of ByteBot's goal run: `steps` activities; `mode` picks a bad behaviour."""
-
-    @workflow.run
-    async def run(self, goal: dict[str, Any]) -> dict[str, Any]:
-        mode, steps = goal.get("mode", "ok"), int(goal.get("steps", 2))
-        if mode == "stall":
-            await workflow.wait_condition(lambda: False)
-        for number in range(1, steps + 1):
-            await workflow.execute_activity(
-                "goal_step", {**goal, "step": number},
-                start_to_close_timeout=timedelta(seconds=3),
-                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                         backoff_coefficient=1.0, maximum_attempts=50),
-            )  # fmt: skip
-        done = steps - 1 if mode == "wrong" else steps
-        return {
-            "goal_run_id": goal["goal_run_id"], "goal": goal.get("goal", ""),
-            "status": "COMPLETED", "steps_completed": done, "output": f"{done} steps",
-        }  # fmt: skip
-
-
-class SystemUnderTest:
-    """Real goalRunWorkflow workers ("replicas") on one task queue of the SUT namespace."""
-
-    def __init__(self, client: Client, address: str, replicas: int = 2) -> None:
-        self.client, self.address = client, address
-        self.connections: dict[str, Client] = {}
-        self.task_queue = f"goal-runs-{uuid4().hex[:8]}"
-        self.names = [f"replica-{i}" for i in range(replicas)]
-        self.workers: dict[str, tuple[Worker, asyncio.Task[None]]] = {}
-        self.starts = dict.fromkeys(self.names, 0)
-        self.fault_active = False
-        self.breaks_goal_runs = False
-
-    @activity.defn(name="goal_step")
-    async def goal_step(self, goal: dict[str, Any]) -> str:
-        """One step; fails for good while a fault that breaks goal runs holds."""
-        await asyncio.sleep(float(goal.get("step_seconds", 0.2)))
-        if self.fault_active and self.breaks_goal_runs:
-            raise ApplicationError(BROKEN, type="StateLost", non_retryable=True)
-        return f"step {goal['step']}"
-
-    async def start(self, name: str) -> None:
-        # One connection per replica, as separate processes have (the SDK refuses two workers
-        # of one task queue on one client).
-        if name not in self.connections:
-            self.connections[name] = await Client.connect(
-                self.address, namespace=SUT_NAMESPACE, data_converter=pydantic_data_converter
-            )
-        worker = Worker(
-            self.connections[name], task_queue=self.task_queue, workflows=[GoalRunWorkflow],
-            activities=[self.goal_step], workflow_runner=UnsandboxedWorkflowRunner(),
-            identity=name, graceful_shutdown_timeout=timedelta(0),
-        )  # fmt: skip
-        self.workers[name] = (worker, asyncio.create_task(worker.run()))
-        self.starts[name] += 1
-
-    async def stop(self, name: str) -> None:
-        if (entry := self.workers.pop(name, None)) is not None:
-            await entry[0].shutdown()
-            await entry[1]
-
-    async def goal_run(self, tag: str, **goal: Any) -> str:
-        workflow_id = f"gr-{tag}-{uuid4().hex[:6]}"
-        await self.client.start_workflow(
-            "goalRunWorkflow", {"goal_run_id": workflow_id, "goal": tag, **goal},
-            id=workflow_id, task_queue=self.task_queue,
-        )  # fmt: skip
-        return workflow_id
-
-
-class StandInBackend:
-    """Stand-in fault backend (test double): a "pod-kill" stops replicas' workers.
-
-    `kill` replicas are stopped on inject; `restart` brings them back `restart_delay` after
-    recovery; `breaks_goal_runs` makes goal-run steps fail while the fault holds;
-    `takes_effect=False` makes confirm() never see the fault.
-    """
-
-    name = "stand-in"
-
-    def __init__(
-        self, system: SystemUnderTest, *, kill: int = 1, restart: bool = True,
-        restart_delay: float = 1.0, takes_effect: bool = True, breaks_goal_runs: bool = False,
-    ) -> None:  # fmt: skip
-        self.system, self.kill, self.restart = system, kill, restart
-        self.restart_delay, self.takes_effect = restart_delay, takes_effect
-        self.breaks_goal_runs = breaks_goal_runs
-        self.killed: dict[str, list[str]] = {}
-        self.recovered: list[str] = []
-        self._restarts: list[asyncio.Task[None]] = []
-
-    async def preview(self, request: FaultRequest) -> TargetPreview:
-        return TargetPreview(
-            fault_id=request.fault_id, label=request.fault.label, action=request.fault.action,
-            selector=request.fault.target.describe(),
-        )  # fmt: skip
-
-    async def inject(self, request: FaultRequest) -> Injection:
-        if request.fault_id not in self.killed:
-            self.killed[request.fault_id] = victims = self.system.names[: self.kill]
-            for name in victims:
-                await self.system.stop(name)
-            self.system.fault_active = True
-            self.system.breaks_goal_runs = self.breaks_goal_runs
-        victims = self.killed[request.fault_id]
-        return Injection(targets=[TargetRef(name=n) for n in victims], in_effect=True)
-
-    async def confirm(self, request: FaultRequest) -> Injection:
-        if not self.takes_effect:
-            raise NotYet("no replica shows the fault")
-        return Injection(in_effect=True, evidence=[f"stopped {self.killed[request.fault_id]}"])
-
-    async def recover(self, request: FaultRequest) -> Recovery:
-        self.system.fault_active = False
-        if request.fault_id not in self.recovered:
-            self.recovered.append(request.fault_id)
-            if self.restart:
-                self._restarts.append(asyncio.create_task(self._bring_back(request.fault_id)))
-        return Recovery(recovered=True, evidence=["stand-in recovered"])
-
-    async def _bring_back(self, fault_id: str) -> None:
-        await asyncio.sleep(self.restart_delay)
-        for name in self.killed.get(fault_id, []):
-            if name not in self.system.workers:
-                await self.system.start(name)
-
-    async def read_replicas(self, query: ReplicaQuery) -> ReplicaSet:
-        return ReplicaSet(replicas=[
-            TargetRef(namespace=query.target.namespace, name=name,
-                      uid=f"{name}-{self.system.starts[name]}", ready=name in self.system.workers,
-                      restarts=max(0, self.system.starts[name] - 1))
-            for name in self.system.names
-        ])  # fmt: skip
-
-    async def sweep(self) -> list[str]:
-        return []
-
-
-@activity.defn(name=names.RESOLVE_SCENARIO)
-async def resolve_scenario(run: ScenarioInput) -> ResolvedScenario:
-    """Stand-in resolver: the inline scenario as is (built-in names are not tested here)."""
-    assert isinstance(run.scenario, Scenario)
-    return ResolvedScenario(
-        scenario=run.scenario, backend="stand-in", allowed_namespaces=["bytebot"]
-    )
-
 
 # -- fixtures -------------------------------------------------------------------------------
 
@@ -253,64 +84,6 @@ async def system(clients: TemporalClients) -> AsyncIterator[SystemUnderTest]:
     query = f"TaskQueue='{sut.task_queue}' AND ExecutionStatus='Running'"
     async for run in sut.client.list_workflows(query):
         await sut.client.get_workflow_handle(run.id).terminate("test over")
-
-
-def scenario(
-    system: SystemUnderTest, *, duration: str = "4s", settle: str = "20s", **extra: Any
-) -> ScenarioInput:
-    """A one-fault pod-kill scenario against the system, as a person would type it."""
-    goal = {"goal": "canary", "steps": 2, "step_seconds": 0.2, **extra.pop("canary_input", {})}
-    canary = {"count": 1, "input": goal}
-    return ScenarioInput.model_validate({"scenario": {
-        "name": "verify", "steps": [{"fault": {"action": "pod-kill", "duration": duration}}],
-        "verification": {
-            "temporal": {"namespace": SUT_NAMESPACE, "task_queue": system.task_queue},
-            "kafka": None, "canary": canary, "settle": settle, "probe_interval": "1s",
-        },
-        **extra,
-    }})  # fmt: skip
-
-
-@asynccontextmanager
-async def chaos_worker(
-    client: Client, clients: TemporalClients, backend: StandInBackend
-) -> AsyncIterator[Callable[[ScenarioInput], Awaitable[tuple[ScenarioReport, str]]]]:
-    """A real chaos worker (sandboxed workflows); yields `run(scenario) -> (report, id)`."""
-    task_queue = f"chaos-{uuid4().hex[:8]}"
-    probe = TemporalProbeActivities(clients, backend)
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "models", "activities", "workflows"
-        )
-    )
-    worker = Worker(
-        client, task_queue=task_queue, workflows=[ChaosScenarioWorkflow, FaultWorkflow],
-        activities=[*probe.all(), *FaultActivities(backend).all(), resolve_scenario],  # type: ignore[list-item]
-        workflow_runner=runner,
-    )  # fmt: skip
-
-    async def run(scenario_input: ScenarioInput) -> tuple[ScenarioReport, str]:
-        workflow_id = f"chaos-{uuid4().hex[:8]}"
-        report = await client.execute_workflow(
-            ChaosScenarioWorkflow.run, scenario_input, id=workflow_id, task_queue=task_queue,
-            execution_timeout=timedelta(minutes=3),
-        )  # fmt: skip
-        return report, workflow_id
-
-    async with worker:
-        yield run
-
-
-def criterion(report: ScenarioReport, which: Criterion) -> Any:
-    (fault,) = report.faults()
-    return next(c for c in fault.criteria if c.criterion is which)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.2)
 
 
 # -- the verdicts, through the real workflows -----------------------------------------------
@@ -445,24 +218,10 @@ async def test_an_abort_condition_breached_mid_hold_recovers_and_ends_aborted(
     assert record.injected_at and record.recovered_at
     assert (record.recovered_at - record.injected_at).total_seconds() < 15  # cut short
     assert time.monotonic() - began < 60
-    await eventually(lambda: _true(len(system.workers) == 2))
-
-
-async def _true(value: bool) -> bool:
-    return value
+    await eventually(lambda: holds(len(system.workers) == 2))
 
 
 # -- the activities, called directly --------------------------------------------------------
-
-
-def context(system: SystemUnderTest, fault_id: str, max_goal_runs: int = 2000) -> ProbeContext:
-    return ProbeContext.model_validate({
-        "run_id": "direct", "fault_id": fault_id, "target": {},
-        "verification": {
-            "temporal": {"namespace": SUT_NAMESPACE, "task_queue": system.task_queue},
-            "kafka": None, "max_goal_runs": max_goal_runs,
-        },
-    })  # fmt: skip
 
 
 async def test_the_census_is_bounded_and_says_when_it_is_truncated(
@@ -531,7 +290,7 @@ async def test_await_recovery_heartbeats_and_honours_cancellation(
     task = asyncio.create_task(env.run(probe.await_recovery, RecoveryInput(
         context=ctx, baseline=baseline, recovered_at=now, injected_at=now,
     )))  # fmt: skip
-    await eventually(lambda: _true(len(beats) >= 2))
+    await eventually(lambda: holds(len(beats) >= 2))
     env.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
