@@ -126,8 +126,9 @@ def run_main_job(options: MainJobOptions) -> int:
     del run_input
     root = (options.work_dir / time.strftime("%Y%m%d-%H%M%S")).resolve()
     root.mkdir(parents=True)
-    # SIGTERM ends the job like ^C, so the ExitStack below stops what it started.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM and SIGINT end the job, so the ExitStack below stops what it started.
+    for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job ignores it
+        signal.signal(signum, _interrupt)
     started: list[str] = []
     with ExitStack() as stack:
         try:
