@@ -142,16 +142,10 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from activities.manifests import render_scenario
+    from activities.scenarios import scenario_of
 
-    run_input = build_input(args.scenario)
-    from activities.scenario_files import load_builtin
-    from activities.scenarios import apply_caps
-
-    scenario = (
-        load_builtin(run_input.scenario) if isinstance(run_input.scenario, str)
-        else run_input.scenario
-    )  # fmt: skip
-    print(render_scenario(apply_caps(scenario, run_input), run_id=args.run_id), end="")
+    scenario = scenario_of(build_input(args.scenario))
+    print(render_scenario(scenario, run_id=args.run_id), end="")
     return 0
 
 

@@ -45,6 +45,15 @@ def apply_caps(scenario: Scenario, run_input: ScenarioInput) -> Scenario:
     return Scenario.model_validate(data)
 
 
+def scenario_of(run_input: ScenarioInput) -> Scenario:
+    """The run's scenario: the built-in one it names, or its own; with its caps applied."""
+    name_or_scenario = run_input.scenario
+    scenario = (
+        load_builtin(name_or_scenario) if isinstance(name_or_scenario, str) else name_or_scenario
+    )
+    return apply_caps(scenario, run_input)
+
+
 def check_namespaces(scenario: Scenario, allowed: list[str]) -> None:
     """Refuse a scenario that targets a namespace outside the allowed ones."""
     for i, step in enumerate(scenario.steps):
@@ -76,12 +85,7 @@ class ScenarioActivities:
                 f"backend is '{self.backend}'"
             )
         try:
-            scenario = (
-                load_builtin(run_input.scenario)
-                if isinstance(run_input.scenario, str)
-                else run_input.scenario
-            )
-            scenario = apply_caps(scenario, run_input)
+            scenario = scenario_of(run_input)
         except UnknownScenario as err:
             raise _invalid(f"scenario: {err}") from err
         except ValidationError as err:

@@ -11,7 +11,6 @@ finalizer: a stuck deletion is listed with its finalizers and the state of its t
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,14 +20,11 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
 )
 from temporalio.service import RPCError, RPCStatusCode
@@ -42,6 +38,7 @@ from activities.manifests import (
     LABEL_STEP,
     MANAGED_SELECTOR,
 )
+from activities.schedules import upsert_schedule
 from models.sweep import (
     NOT_FOUND,
     RUNNING,
@@ -195,17 +192,7 @@ async def ensure_sweeper_schedule(
     Called by the worker at start (and by the CLI); safe to call any number of times.
     """
     schedule = sweeper_schedule(task_queue, every, sweep or SweepInput())
-    try:
-        handle = await client.create_schedule(names_kube.SWEEPER_SCHEDULE_ID, schedule)
-        log.info("sweeper_schedule_created", every=str(every), task_queue=task_queue)
-    except ScheduleAlreadyRunningError:
-        handle = client.get_schedule_handle(names_kube.SWEEPER_SCHEDULE_ID)
-
-        def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
-            # Keep the state: an operator who paused the sweeper keeps it paused.
-            state = current.description.schedule.state
-            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=state))
-
-        await handle.update(replace)
-        log.info("sweeper_schedule_updated", every=str(every), task_queue=task_queue)
+    outcome = await upsert_schedule(client, names_kube.SWEEPER_SCHEDULE_ID, schedule)
+    log.info(f"sweeper_schedule_{outcome}", every=str(every), task_queue=task_queue)
+    handle = client.get_schedule_handle(names_kube.SWEEPER_SCHEDULE_ID)
     return handle

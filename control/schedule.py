@@ -10,17 +10,15 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleDescription,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.schedules import upsert_schedule
 from models.base import Frozen
 from models.scenario import ScenarioInput
 
@@ -75,22 +73,7 @@ def build_schedule(options: ScheduleOptions) -> Schedule:
 
 async def apply_schedule(client: Client, options: ScheduleOptions) -> str:
     """Create the schedule, or update it in place if it exists; 'created' or 'updated'."""
-    schedule = build_schedule(options)
-    try:
-        await client.create_schedule(options.schedule_id, schedule)
-        return "created"
-    except ScheduleAlreadyRunningError:
-        pass
-
-    def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
-        # Keep whether a person paused it; everything else comes from the options.
-        state = current.description.schedule.state
-        if state.paused:
-            schedule.state.paused, schedule.state.note = True, state.note
-        return ScheduleUpdate(schedule=schedule)
-
-    await client.get_schedule_handle(options.schedule_id).update(replace)
-    return "updated"
+    return await upsert_schedule(client, options.schedule_id, build_schedule(options))
 
 
 async def describe_schedule(client: Client, schedule_id: str) -> ScheduleDescription | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devstack.kube import KubeApiServer
 from devstack.temporal import TemporalDevServer
+from tests.support.scenario_runs import Harness
+from tests.support.standins import MarkerBackend
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +58,11 @@ async def assert_eventually(
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(interval_s)
+
+
+@pytest.fixture
+async def harness(client: Client, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A chaos worker on a fresh task queue with the stand-in marker backend."""
+    h = Harness(client, MarkerBackend(tmp_path / "faults"))
+    async with h.worker():
+        yield h

@@ -13,18 +13,16 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from temporalio.client import Client
 
 from devstack.temporal import TemporalDevServer, temporal_cli
 from models.report import ScenarioReport, Verdict
 from models.scenario import ScenarioInput
 from tests.conftest import assert_eventually
+from tests.support.scenario_runs import Harness, pod_kill, scenario
 from tests.support.standins import MarkerBackend
-from tests.test_scenario_workflow import Harness, pod_kill, scenario
 from workflows.scenario import ChaosScenarioWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,13 +35,6 @@ def start_worker_process(address: str, task_queue: str, marker_dir: Path) -> sub
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
-
-
-@pytest.fixture
-async def harness(client: Client, tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(client, MarkerBackend(tmp_path / "faults"))
-    async with h.worker():
-        yield h
 
 
 async def starter(server: TemporalDevServer, *args: str, task_queue: str = "bytebot-chaos",

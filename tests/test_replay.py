@@ -42,8 +42,8 @@ def test_there_are_histories_to_replay() -> None:
 async def _record() -> None:
     from devstack.temporal import TemporalDevServer
     from models.scenario import ScenarioInput
+    from tests.support.scenario_runs import Harness, pod_kill, scenario
     from tests.support.standins import MarkerBackend
-    from tests.test_scenario_workflow import Harness, pod_kill, scenario
 
     with TemporalDevServer() as server:
         client = await Client.connect(server.address, data_converter=pydantic_data_converter)

@@ -8,67 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.worker import Worker
 
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
 from models.report import ScenarioReport, Verdict
 from models.run import RunStatus
-from models.scenario import Scenario, ScenarioInput
+from models.scenario import ScenarioInput
 from tests.conftest import assert_eventually
-from tests.support.standins import HealthyProbes, MarkerBackend
-from worker import build_worker
+from tests.support.scenario_runs import Harness, pod_kill, scenario
+from tests.support.standins import MarkerBackend
 from workflows.scenario import ChaosScenarioWorkflow
-
-
-def scenario(*faults: dict[str, Any], pause: str | None = None, **extra: Any) -> Scenario:
-    """An inline scenario of one step per fault (durations as given), fast verification."""
-    steps: list[dict[str, Any]] = [{"fault": f} for f in faults]
-    if pause:
-        steps.insert(1, {"pause": pause})
-    return Scenario.model_validate({
-        "name": "t", "steps": steps,
-        "verification": {"settle": "10s", "probe_interval": "1s"}, **extra,
-    })  # fmt: skip
-
-
-def pod_kill(duration: str = "2s", **extra: Any) -> dict[str, Any]:
-    return {"action": "pod-kill", "duration": duration, **extra}
-
-
-class Harness:
-    """A worker on a fresh task queue with the marker backend and healthy probes."""
-
-    def __init__(self, client: Client, backend: MarkerBackend) -> None:
-        self.client = client
-        self.backend = backend
-        self.task_queue = f"chaos-{uuid.uuid4()}"
-
-    def worker(self) -> Worker:
-        return build_worker(self.client, self.task_queue, [
-            *ScenarioActivities("stand-in", ["bytebot"]).all(),
-            *FaultActivities(self.backend).all(), *HealthyProbes().all(),
-        ])  # fmt: skip
-
-    async def start(self, run_input: ScenarioInput) -> Any:
-        return await self.client.start_workflow(
-            ChaosScenarioWorkflow.run, run_input, id=f"t-{uuid.uuid4()}",
-            task_queue=self.task_queue,
-        )  # fmt: skip
-
-
-@pytest.fixture
-async def harness(client: Client, tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(client, MarkerBackend(tmp_path / "faults"))
-    async with h.worker():
-        yield h
 
 
 async def test_a_two_fault_run_passes_and_leaves_a_complete_ledger(harness: Harness) -> None:
