@@ -120,10 +120,8 @@ async def _cancel_run(address: str, workflow_id: str) -> None:
 
 def run_main_job(options: MainJobOptions) -> int:
     """Start everything, run the scenario, report, stop everything; the exit code."""
-    run_input = build_input(  # bad input fails here, before anything starts
-        options.scenario, duration_cap=options.duration_cap, settle_cap=options.settle_cap
-    )
-    del run_input
+    # Bad input fails here, before anything starts.
+    build_input(options.scenario, duration_cap=options.duration_cap, settle_cap=options.settle_cap)
     root = (options.work_dir / time.strftime("%Y%m%d-%H%M%S")).resolve()
     root.mkdir(parents=True)
     # SIGTERM and SIGINT end the job, so the ExitStack below stops what it started.
