@@ -87,33 +87,45 @@ def _expect(summary: str, *tolerated: Symptom) -> ExpectedBehavior:
 _S = Symptom
 POD_EXPECTED = _expect(
     "Workflow continues on other workers, no data loss",
-    _S.REPLICA_RESTART, _S.ACTIVITY_RETRIES, _S.ACTIVITY_TIMEOUTS,
-)  # fmt: skip
+    _S.REPLICA_RESTART,
+    _S.ACTIVITY_RETRIES,
+    _S.ACTIVITY_TIMEOUTS,
+)
 OOM_EXPECTED = _expect(
     "OOMKill possible, workflow resumes on restart",
-    _S.OOM_KILL, _S.REPLICA_RESTART, _S.ACTIVITY_RETRIES, _S.ACTIVITY_TIMEOUTS,
-)  # fmt: skip
+    _S.OOM_KILL,
+    _S.REPLICA_RESTART,
+    _S.ACTIVITY_RETRIES,
+    _S.ACTIVITY_TIMEOUTS,
+)
 DELAY_EXPECTED = _expect(
     "Increased latency, activities may timeout and retry",
-    _S.SLOWER_EXECUTION, _S.ACTIVITY_RETRIES, _S.ACTIVITY_TIMEOUTS,
-)  # fmt: skip
+    _S.SLOWER_EXECUTION,
+    _S.ACTIVITY_RETRIES,
+    _S.ACTIVITY_TIMEOUTS,
+)
 PARTITION_EXPECTED = _expect(
     "Activities fail, Temporal retries when connectivity restored",
-    _S.SLOWER_EXECUTION, _S.ACTIVITY_RETRIES, _S.ACTIVITY_TIMEOUTS,
-)  # fmt: skip
+    _S.SLOWER_EXECUTION,
+    _S.ACTIVITY_RETRIES,
+    _S.ACTIVITY_TIMEOUTS,
+)
 CPU_EXPECTED = _expect(
     "Slower execution, may trigger activity timeouts",
-    _S.SLOWER_EXECUTION, _S.ACTIVITY_RETRIES, _S.ACTIVITY_TIMEOUTS,
-)  # fmt: skip
+    _S.SLOWER_EXECUTION,
+    _S.ACTIVITY_RETRIES,
+    _S.ACTIVITY_TIMEOUTS,
+)
 
 
 class FaultBase(Frozen):
     """What every fault has: a target, a bounded duration and its expected behaviour."""
 
     name: str | None = Field(
-        None, pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$",
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$",
         description="Optional short name (DNS label); defaults to the action.",
-    )  # fmt: skip
+    )
     target: PodTarget = Field(default_factory=PodTarget, description="The pods it hits.")
     duration: Duration = Field(
         description="How long the fault holds; recovery is due by then, whatever happens."
@@ -315,10 +327,18 @@ class CombinedStress(FaultBase):
 
 
 FaultSpec = Annotated[
-    PodKill | PodFailure | ContainerKill
-    | NetworkDelay | NetworkLoss | NetworkPartition | NetworkBandwidth | DnsError
-    | CpuStress | MemoryStress | CombinedStress,
+    PodKill
+    | PodFailure
+    | ContainerKill
+    | NetworkDelay
+    | NetworkLoss
+    | NetworkPartition
+    | NetworkBandwidth
+    | DnsError
+    | CpuStress
+    | MemoryStress
+    | CombinedStress,
     Field(discriminator="action"),
-]  # fmt: skip
+]
 
 NETWORK_FAULTS = (NetworkDelay, NetworkLoss, NetworkPartition, NetworkBandwidth)

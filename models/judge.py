@@ -25,9 +25,10 @@ def _no_data_loss(obs: FaultObservations) -> CriterionResult:
     runs = obs.goal_runs
     if runs is None:
         return CriterionResult(
-            criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.INCONCLUSIVE,
+            criterion=Criterion.NO_DATA_LOSS,
+            verdict=Verdict.INCONCLUSIVE,
             summary="goal runs were not checked",
-        )  # fmt: skip
+        )
     evidence = [
         f"{runs.checked} goal runs in flight at injection: {runs.completed} completed, "
         f"{runs.progressing} still running and progressing",
@@ -52,28 +53,35 @@ def _no_data_loss(obs: FaultObservations) -> CriterionResult:
                 findings.append(f"{said}: while the fault held")
     if findings:
         return CriterionResult(
-            criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.FAIL,
-            summary=f"{len(findings)} goal run(s) lost", findings=findings, evidence=evidence,
-        )  # fmt: skip
+            criterion=Criterion.NO_DATA_LOSS,
+            verdict=Verdict.FAIL,
+            summary=f"{len(findings)} goal run(s) lost",
+            findings=findings,
+            evidence=evidence,
+        )
     if runs.checked == 0 and runs.canaries_started == 0:
         return CriterionResult(
-            criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.INCONCLUSIVE,
+            criterion=Criterion.NO_DATA_LOSS,
+            verdict=Verdict.INCONCLUSIVE,
             summary="no goal run was in flight and no canary ran: nothing could be lost",
             evidence=evidence,
-        )  # fmt: skip
+        )
     return CriterionResult(
-        criterion=Criterion.NO_DATA_LOSS, verdict=Verdict.PASS,
-        summary="every goal run in flight completed or kept progressing", evidence=evidence,
-    )  # fmt: skip
+        criterion=Criterion.NO_DATA_LOSS,
+        verdict=Verdict.PASS,
+        summary="every goal run in flight completed or kept progressing",
+        evidence=evidence,
+    )
 
 
 def _automatic_recovery(obs: FaultObservations) -> CriterionResult:
     rec = obs.recovery
     if rec is None:
         return CriterionResult(
-            criterion=Criterion.AUTOMATIC_RECOVERY, verdict=Verdict.INCONCLUSIVE,
+            criterion=Criterion.AUTOMATIC_RECOVERY,
+            verdict=Verdict.INCONCLUSIVE,
             summary="recovery was not checked",
-        )  # fmt: skip
+        )
     findings = list(rec.problems)
     lag = obs.kafka.lag if obs.kafka else None
     evidence = list(rec.evidence)
@@ -85,14 +93,19 @@ def _automatic_recovery(obs: FaultObservations) -> CriterionResult:
             findings.append(f"consumer lag did not drain: {lag.final_lag} messages behind")
     if not rec.recovered or findings:
         return CriterionResult(
-            criterion=Criterion.AUTOMATIC_RECOVERY, verdict=Verdict.FAIL,
-            summary="the system did not recover by itself", findings=findings, evidence=evidence,
-        )  # fmt: skip
+            criterion=Criterion.AUTOMATIC_RECOVERY,
+            verdict=Verdict.FAIL,
+            summary="the system did not recover by itself",
+            findings=findings,
+            evidence=evidence,
+        )
     ttr = f"{rec.time_to_recovery_s:.1f}s" if rec.time_to_recovery_s is not None else "n/a"
     return CriterionResult(
-        criterion=Criterion.AUTOMATIC_RECOVERY, verdict=Verdict.PASS,
-        summary=f"recovered with no manual action in {ttr}", evidence=evidence,
-    )  # fmt: skip
+        criterion=Criterion.AUTOMATIC_RECOVERY,
+        verdict=Verdict.PASS,
+        summary=f"recovered with no manual action in {ttr}",
+        evidence=evidence,
+    )
 
 
 def _event_ordering(obs: FaultObservations) -> CriterionResult:
@@ -100,9 +113,10 @@ def _event_ordering(obs: FaultObservations) -> CriterionResult:
     if report is None:
         verdict = Verdict.INCONCLUSIVE if obs.kafka_expected else Verdict.NOT_RUN
         return CriterionResult(
-            criterion=Criterion.EVENT_ORDERING, verdict=verdict,
+            criterion=Criterion.EVENT_ORDERING,
+            verdict=verdict,
             summary="Kafka events were not checked",
-        )  # fmt: skip
+        )
     findings = [f"{v.key}: {v.previous} then {v.event} ({v.reason})" for v in report.violations]
     findings += [f"{gap}: no terminal event by the deadline" for gap in report.gaps]
     if obs.exactly_once and report.duplicates:
@@ -115,19 +129,25 @@ def _event_ordering(obs: FaultObservations) -> CriterionResult:
         # The examples are capped; the count is not.
         problems = max(report.violations_total, len(report.violations)) + len(report.gaps)
         return CriterionResult(
-            criterion=Criterion.EVENT_ORDERING, verdict=Verdict.FAIL,
-            summary=f"{problems} ordering problem(s)", findings=findings, evidence=evidence,
-        )  # fmt: skip
+            criterion=Criterion.EVENT_ORDERING,
+            verdict=Verdict.FAIL,
+            summary=f"{problems} ordering problem(s)",
+            findings=findings,
+            evidence=evidence,
+        )
     if not report.complete:
         return CriterionResult(
-            criterion=Criterion.EVENT_ORDERING, verdict=Verdict.INCONCLUSIVE,
+            criterion=Criterion.EVENT_ORDERING,
+            verdict=Verdict.INCONCLUSIVE,
             summary="the fault's window was not read to its end by the deadline",
             evidence=evidence + report.notes,
-        )  # fmt: skip
+        )
     return CriterionResult(
-        criterion=Criterion.EVENT_ORDERING, verdict=Verdict.PASS,
-        summary="every key's events kept their lifecycle order", evidence=evidence,
-    )  # fmt: skip
+        criterion=Criterion.EVENT_ORDERING,
+        verdict=Verdict.PASS,
+        summary="every key's events kept their lifecycle order",
+        evidence=evidence,
+    )
 
 
 def _observed_symptoms(obs: FaultObservations) -> dict[Symptom, int]:
@@ -171,18 +191,26 @@ def _graceful_degradation(obs: FaultObservations) -> CriterionResult:
         evidence.append(f"activity failures: {obs.goal_runs.activity_failures}")
     if not obs.probes:
         return CriterionResult(
-            criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.INCONCLUSIVE,
-            summary="no check ran during the fault", findings=findings, evidence=evidence,
-        )  # fmt: skip
+            criterion=Criterion.GRACEFUL_DEGRADATION,
+            verdict=Verdict.INCONCLUSIVE,
+            summary="no check ran during the fault",
+            findings=findings,
+            evidence=evidence,
+        )
     if findings:
         return CriterionResult(
-            criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.FAIL,
-            summary="the system did not degrade gracefully", findings=findings, evidence=evidence,
-        )  # fmt: skip
+            criterion=Criterion.GRACEFUL_DEGRADATION,
+            verdict=Verdict.FAIL,
+            summary="the system did not degrade gracefully",
+            findings=findings,
+            evidence=evidence,
+        )
     return CriterionResult(
-        criterion=Criterion.GRACEFUL_DEGRADATION, verdict=Verdict.PASS,
-        summary="the system stayed available while the fault held", evidence=evidence,
-    )  # fmt: skip
+        criterion=Criterion.GRACEFUL_DEGRADATION,
+        verdict=Verdict.PASS,
+        summary="the system stayed available while the fault held",
+        evidence=evidence,
+    )
 
 
 def _explain(criterion: CriterionResult) -> str:
@@ -203,17 +231,23 @@ def judge_fault(obs: FaultObservations) -> FaultReport:
     tested nothing); otherwise the worst criterion decides.
     """
     criteria = [
-        _no_data_loss(obs), _automatic_recovery(obs),
-        _event_ordering(obs), _graceful_degradation(obs),
-    ]  # fmt: skip
+        _no_data_loss(obs),
+        _automatic_recovery(obs),
+        _event_ordering(obs),
+        _graceful_degradation(obs),
+    ]
     if not obs.in_effect and not obs.error:
         criteria = [
-            c.model_copy(update={
-                "verdict": Verdict.INCONCLUSIVE,
-                "summary": f"{c.summary}, but the fault never took effect",
-            }) if c.verdict is Verdict.PASS else c
+            c.model_copy(
+                update={
+                    "verdict": Verdict.INCONCLUSIVE,
+                    "summary": f"{c.summary}, but the fault never took effect",
+                }
+            )
+            if c.verdict is Verdict.PASS
+            else c
             for c in criteria
-        ]  # fmt: skip
+        ]
     verdict = worst([c.verdict for c in criteria])
     # A pass needs no explaining; anything else quotes the criteria that decided it.
     reason = (
@@ -231,11 +265,16 @@ def judge_fault(obs: FaultObservations) -> FaultReport:
         verdict = Verdict.INCONCLUSIVE
         reason = "the fault never took effect" + (f" ({never[-1]})" if never else "")
     return FaultReport(
-        fault_id=obs.record.fault_id, label=obs.record.label, action=obs.record.action,
-        expected=obs.expected.summary, verdict=verdict, reason=reason, criteria=criteria,
+        fault_id=obs.record.fault_id,
+        label=obs.record.label,
+        action=obs.record.action,
+        expected=obs.expected.summary,
+        verdict=verdict,
+        reason=reason,
+        criteria=criteria,
         time_to_recovery_s=obs.recovery.time_to_recovery_s if obs.recovery else None,
         record=obs.record,
-    )  # fmt: skip
+    )
 
 
 def judge_run(steps: list[StepReport]) -> tuple[Verdict, list[CriterionResult], float]:
@@ -245,13 +284,22 @@ def judge_run(steps: list[StepReport]) -> tuple[Verdict, list[CriterionResult], 
     for criterion in Criterion:
         results = [c for f in faults for c in f.criteria if c.criterion is criterion]
         verdict = worst([r.verdict for r in results])
-        failing = [f"{f.label}: {x}" for f in faults for c in f.criteria
-                   if c.criterion is criterion for x in c.findings]  # fmt: skip
+        failing = [
+            f"{f.label}: {x}"
+            for f in faults
+            for c in f.criteria
+            if c.criterion is criterion
+            for x in c.findings
+        ]
         passed = sum(1 for r in results if r.verdict is Verdict.PASS)
-        per_criterion.append(CriterionResult(
-            criterion=criterion, verdict=verdict,
-            summary=f"{passed}/{len(results)} fault(s) pass", findings=failing,
-        ))  # fmt: skip
+        per_criterion.append(
+            CriterionResult(
+                criterion=criterion,
+                verdict=verdict,
+                summary=f"{passed}/{len(results)} fault(s) pass",
+                findings=failing,
+            )
+        )
     checks = [c for f in faults for c in f.criteria if c.verdict is not Verdict.NOT_RUN]
     score = (
         100.0 * sum(1 for c in checks if c.verdict is Verdict.PASS) / len(checks) if checks else 0

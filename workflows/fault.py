@@ -92,9 +92,13 @@ class FaultWorkflow:
     async def run(self, run: FaultRunInput) -> FaultReport:
         request, fault = run.request, run.request.fault
         self._record = FaultRecord(
-            fault_id=request.fault_id, step=request.step, label=fault.label,
-            action=fault.action, target=fault.target.describe(), expires_at=request.expires_at,
-        )  # fmt: skip
+            fault_id=request.fault_id,
+            step=request.step,
+            label=fault.label,
+            action=fault.action,
+            target=fault.target.describe(),
+            expires_at=request.expires_at,
+        )
         workflow.upsert_search_attributes([visibility.FAULT.value_set(fault.label)])
         ctx = run.context
         obs: dict[str, object] = {"kafka_expected": ctx.verification.kafka is not None}
@@ -104,12 +108,15 @@ class FaultWorkflow:
         if not baseline.steady:
             await self._set_phase("done")
             return FaultReport(
-                fault_id=request.fault_id, label=fault.label, action=fault.action,
-                expected=fault.expected.summary, verdict=Verdict.INCONCLUSIVE,
+                fault_id=request.fault_id,
+                label=fault.label,
+                action=fault.action,
+                expected=fault.expected.summary,
+                verdict=Verdict.INCONCLUSIVE,
                 reason="the system was not steady before the fault: "
                 + "; ".join(baseline.problems),
                 record=self._record,
-            )  # fmt: skip
+            )
         kafka_start = await self._kafka_positions(ctx)
         # The expiry counts from now, not from when the run was planned: the backend ends the
         # fault by itself then, even if this workflow is gone.
@@ -144,8 +151,9 @@ class FaultWorkflow:
             RecoveryInput(
                 context=ctx, baseline=baseline, recovered_at=recovered_at, injected_at=injected_at
             ),
-            RecoveryCheck, ctx.verification,
-        )  # fmt: skip
+            RecoveryCheck,
+            ctx.verification,
+        )
         if recovery.breach:
             self._abort_reason = self._abort_reason or recovery.breach
 
@@ -156,47 +164,66 @@ class FaultWorkflow:
         goal_runs_check = self._probe(
             names.CHECK_GOAL_RUNS,
             GoalRunsInput(
-                context=ctx, baseline=baseline, canary_ids=canaries,
-                injected_at=injected_at, deadline=deadline,
+                context=ctx,
+                baseline=baseline,
+                canary_ids=canaries,
+                injected_at=injected_at,
+                deadline=deadline,
             ),
-            GoalRunsCheck, ctx.verification,
-        )  # fmt: skip
+            GoalRunsCheck,
+            ctx.verification,
+        )
         kafka_check = None
         if ctx.verification.kafka is not None and kafka_start is not None:
             kafka_check = self._probe(
                 names.CHECK_KAFKA_EVENTS,
                 KafkaCheckInput(
-                    kafka=ctx.verification.kafka, start=kafka_start, deadline=deadline,
-                    recovered_at=recovered_at, lag_samples=self._lag_samples,
+                    kafka=ctx.verification.kafka,
+                    start=kafka_start,
+                    deadline=deadline,
+                    recovered_at=recovered_at,
+                    lag_samples=self._lag_samples,
                 ),
-                KafkaOrderReport, ctx.verification,
-            )  # fmt: skip
+                KafkaOrderReport,
+                ctx.verification,
+            )
         goal_runs, kafka = await asyncio.gather(goal_runs_check, kafka_check or _none())
         await self._set_phase("done")
         return judge_fault(
             FaultObservations(
-                record=self._record, expected=fault.expected, baseline=baseline,
-                probes=self._probes, recovery=recovery, goal_runs=goal_runs, kafka=kafka,
+                record=self._record,
+                expected=fault.expected,
+                baseline=baseline,
+                probes=self._probes,
+                recovery=recovery,
+                goal_runs=goal_runs,
+                kafka=kafka,
                 exactly_once=bool(ctx.verification.kafka and ctx.verification.kafka.exactly_once),
-                aborted=self._abort_reason, **obs,
+                aborted=self._abort_reason,
+                **obs,
             )
-        )  # fmt: skip
+        )
 
     async def _inject_and_hold(self, run: FaultRunInput, baseline: Baseline) -> bool:
         """Inject, confirm, hold until the duration ends; True when the fault took effect."""
         request, fault = run.request, run.request.fault
         await self._set_phase("inject")
         injection = await workflow.execute_activity(
-            names.INJECT_FAULT, request, result_type=Injection,
-            start_to_close_timeout=policies.INJECT_TIMEOUT, retry_policy=policies.INJECT_RETRY,
+            names.INJECT_FAULT,
+            request,
+            result_type=Injection,
+            start_to_close_timeout=policies.INJECT_TIMEOUT,
+            retry_policy=policies.INJECT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"inject {fault.action} into {fault.target.describe()}",
-        )  # fmt: skip
+        )
         injected_at = workflow.now()
         await self._update_record(
-            status=FaultStatus.INJECTED, injected_at=injected_at,
-            targets=injection.targets, evidence=injection.evidence,
-        )  # fmt: skip
+            status=FaultStatus.INJECTED,
+            injected_at=injected_at,
+            targets=injection.targets,
+            evidence=injection.evidence,
+        )
         hold_until = injected_at + fault.duration
         in_effect = await self._confirm(request, fault, hold_until)
         if self._stopping():
@@ -209,19 +236,23 @@ class FaultWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     # The first probe comes halfway at the latest, so every fault gets one.
-                    self._stopping, timeout=min(left if self._probes else left / 2, interval),
+                    self._stopping,
+                    timeout=min(left if self._probes else left / 2, interval),
                     timeout_summary="hold the fault",
-                )  # fmt: skip
+                )
             if self._stopping() or (self._probes and workflow.now() >= hold_until):
                 break
             probe = await self._probe(
                 names.PROBE_HOLD,
                 HoldProbeInput(
-                    context=run.context, baseline=baseline, injected_at=injected_at,
+                    context=run.context,
+                    baseline=baseline,
+                    injected_at=injected_at,
                     no_pollers_since=no_pollers_since,
                 ),
-                HoldProbe, run.context.verification,
-            )  # fmt: skip
+                HoldProbe,
+                run.context.verification,
+            )
             self._probes.append(probe)
             if (positions := await self._kafka_positions(run.context)) is not None:
                 self._lag_samples.append(positions)  # the lag's course during the fault
@@ -236,11 +267,14 @@ class FaultWorkflow:
         window = max(until - workflow.now(), timedelta(seconds=5))
         try:
             effect = await workflow.execute_activity(
-                names.CONFIRM_FAULT, request, result_type=Injection,
+                names.CONFIRM_FAULT,
+                request,
+                result_type=Injection,
                 start_to_close_timeout=policies.CONFIRM_TIMEOUT,
-                schedule_to_close_timeout=window, retry_policy=policies.CONFIRM_RETRY,
+                schedule_to_close_timeout=window,
+                retry_policy=policies.CONFIRM_RETRY,
                 summary=f"confirm {fault.action} took effect",
-            )  # fmt: skip
+            )
         except ActivityError as err:
             await self._update_record(evidence=[f"never confirmed: {_failure_text(err)}"])
             return False
@@ -249,7 +283,7 @@ class FaultWorkflow:
         await self._update_record(
             evidence=record.evidence + effect.evidence,
             targets=effect.targets or record.targets,
-        )  # fmt: skip
+        )
         return effect.in_effect
 
     async def _recover(self, request: FaultRequest) -> datetime:
@@ -257,17 +291,20 @@ class FaultWorkflow:
         await self._set_phase("recover")
         try:
             recovery = await workflow.execute_activity(
-                names.RECOVER_FAULT, request, result_type=Recovery,
+                names.RECOVER_FAULT,
+                request,
+                result_type=Recovery,
                 start_to_close_timeout=policies.RECOVER_TIMEOUT,
                 retry_policy=policies.RECOVER_RETRY,
                 summary=f"recover {request.fault.action}",
-            )  # fmt: skip
+            )
         except ActivityError as err:
             await self._update_record(status=FaultStatus.RECOVERY_FAILED)
             raise ApplicationError(
                 f"recovery of {request.fault_id} failed: {_failure_text(err)}",
-                type="RecoveryFailed", non_retryable=True,
-            ) from err  # fmt: skip
+                type="RecoveryFailed",
+                non_retryable=True,
+            ) from err
         record = self._record
         assert record is not None
         status = FaultStatus.RECOVERED if record.injected_at else FaultStatus.NOT_INJECTED
@@ -281,21 +318,27 @@ class FaultWorkflow:
         if ctx.verification.kafka is None:
             return None
         return await workflow.execute_activity(
-            names.READ_KAFKA_POSITIONS, ctx.verification.kafka, result_type=KafkaPositions,
-            start_to_close_timeout=policies.QUICK, retry_policy=policies.PROBE_RETRY,
+            names.READ_KAFKA_POSITIONS,
+            ctx.verification.kafka,
+            result_type=KafkaPositions,
+            start_to_close_timeout=policies.QUICK,
+            retry_policy=policies.PROBE_RETRY,
             summary="read Kafka offsets and lag",
-        )  # fmt: skip
+        )
 
     async def _probe(
         self, name: str, arg: object, result_type: type[T], verification: Verification
     ) -> T:
         """Run a verification activity: heartbeating, bounded by the settle window."""
         return await workflow.execute_activity(
-            name, arg, result_type=result_type,
+            name,
+            arg,
+            result_type=result_type,
             start_to_close_timeout=verification.settle + timedelta(minutes=1),
-            heartbeat_timeout=policies.PROBE_HEARTBEAT, retry_policy=policies.PROBE_RETRY,
+            heartbeat_timeout=policies.PROBE_HEARTBEAT,
+            retry_policy=policies.PROBE_RETRY,
             summary=name.replace("_", " "),
-        )  # fmt: skip
+        )
 
     async def _set_phase(self, phase: str) -> None:
         self._phase = phase

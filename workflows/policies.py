@@ -15,16 +15,18 @@ INJECT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(second
 #: Confirming a fault took hold: poll with a flat backoff until the fault's own end.
 CONFIRM_TIMEOUT = timedelta(seconds=30)
 CONFIRM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=1.0,
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=1.0,
     maximum_interval=timedelta(seconds=1),
-)  # fmt: skip
+)
 
 #: Recovery must happen: retried for long (the backend's own expiry bounds the fault anyway).
 RECOVER_TIMEOUT = timedelta(minutes=2)
 RECOVER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15),
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=15),
     maximum_attempts=40,
-)  # fmt: skip
+)
 
 #: Probes of the system under test: heartbeating loops, retried when a dependency blips.
 PROBE_HEARTBEAT = timedelta(seconds=20)

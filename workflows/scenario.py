@@ -85,12 +85,17 @@ class ChaosScenarioWorkflow:
         running = [self._ledger[f] for f in self._running if f in self._ledger]
         left = [(r.expires_at - now).total_seconds() for r in running if r.expires_at]
         return RunStatus(
-            scenario=self._scenario_name, phase=self._phase, step=self._step,
-            step_label=self._step_label, running_faults=list(self._running),
-            time_left_s=max([0.0, *left]) if left else None, paused=self._paused,
-            abort_reason=self._abort_reason, ledger=list(self._ledger.values()),
+            scenario=self._scenario_name,
+            phase=self._phase,
+            step=self._step,
+            step_label=self._step_label,
+            running_faults=list(self._running),
+            time_left_s=max([0.0, *left]) if left else None,
+            paused=self._paused,
+            abort_reason=self._abort_reason,
+            ledger=list(self._ledger.values()),
             findings=list(self._findings),
-        )  # fmt: skip
+        )
 
     # -- the run ------------------------------------------------------------------------
 
@@ -100,10 +105,12 @@ class ChaosScenarioWorkflow:
         resolved = await self._resolve(run_input)
         scenario = resolved.scenario
         self._scenario_name = scenario.name
-        workflow.upsert_search_attributes([
-            visibility.SCENARIO.value_set(scenario.name),
-            visibility.VERDICT.value_set("running"),
-        ])  # fmt: skip
+        workflow.upsert_search_attributes(
+            [
+                visibility.SCENARIO.value_set(scenario.name),
+                visibility.VERDICT.value_set("running"),
+            ]
+        )
 
         if run_input.dry_run:
             steps = await self._preview(scenario, resolved)
@@ -116,11 +123,19 @@ class ChaosScenarioWorkflow:
         if self._abort_reason:
             verdict = Verdict.ABORTED
         report = ScenarioReport(
-            scenario=scenario.name, workflow_id=workflow.info().workflow_id,
-            backend=resolved.backend, dry_run=run_input.dry_run, started_at=started_at,
-            ended_at=workflow.now(), verdict=verdict, reason=self._reason(verdict, steps),
-            criteria=criteria, steps=steps, ledger=list(self._ledger.values()), score_pct=score,
-        )  # fmt: skip
+            scenario=scenario.name,
+            workflow_id=workflow.info().workflow_id,
+            backend=resolved.backend,
+            dry_run=run_input.dry_run,
+            started_at=started_at,
+            ended_at=workflow.now(),
+            verdict=verdict,
+            reason=self._reason(verdict, steps),
+            criteria=criteria,
+            steps=steps,
+            ledger=list(self._ledger.values()),
+            score_pct=score,
+        )
         await self._set_phase("done")
         workflow.upsert_search_attributes([visibility.VERDICT.value_set(verdict.value)])
         workflow.set_current_details(run_summary(report))
@@ -131,17 +146,21 @@ class ChaosScenarioWorkflow:
         await self._set_phase("resolve")
         try:
             return await workflow.execute_activity(
-                names.RESOLVE_SCENARIO, run_input, result_type=ResolvedScenario,
-                start_to_close_timeout=policies.QUICK, retry_policy=policies.QUICK_RETRY,
+                names.RESOLVE_SCENARIO,
+                run_input,
+                result_type=ResolvedScenario,
+                start_to_close_timeout=policies.QUICK,
+                retry_policy=policies.QUICK_RETRY,
                 summary="resolve and validate the scenario",
-            )  # fmt: skip
+            )
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 raise ApplicationError(
-                    f"invalid scenario: {cause.message}", type="InvalidScenario",
+                    f"invalid scenario: {cause.message}",
+                    type="InvalidScenario",
                     non_retryable=True,
-                ) from err  # fmt: skip
+                ) from err
             raise
 
     async def _preview(self, scenario: Scenario, resolved: ResolvedScenario) -> list[StepReport]:
@@ -153,16 +172,25 @@ class ChaosScenarioWorkflow:
             for fault in step.faults:
                 request = self._request(index, fault, resolved)
                 preview = await workflow.execute_activity(
-                    names.PREVIEW_FAULT, request, result_type=TargetPreview,
-                    start_to_close_timeout=policies.QUICK, retry_policy=policies.QUICK_RETRY,
+                    names.PREVIEW_FAULT,
+                    request,
+                    result_type=TargetPreview,
+                    start_to_close_timeout=policies.QUICK,
+                    retry_policy=policies.QUICK_RETRY,
                     summary=f"preview {fault.label}",
-                )  # fmt: skip
+                )
                 verdict = Verdict.DRY_RUN if preview.accepted else Verdict.FAIL
-                reports.append(FaultReport(
-                    fault_id=request.fault_id, label=fault.label, action=fault.action,
-                    expected=fault.expected.summary, verdict=verdict,
-                    reason="; ".join(preview.problems), preview=preview,
-                ))  # fmt: skip
+                reports.append(
+                    FaultReport(
+                        fault_id=request.fault_id,
+                        label=fault.label,
+                        action=fault.action,
+                        expected=fault.expected.summary,
+                        verdict=verdict,
+                        reason="; ".join(preview.problems),
+                        preview=preview,
+                    )
+                )
             verdict = worst([r.verdict for r in reports]) if reports else Verdict.DRY_RUN
             steps.append(StepReport(index=index, label=step.label, verdict=verdict, faults=reports))
         return steps
@@ -182,9 +210,11 @@ class ChaosScenarioWorkflow:
             report = await self._run_step(index, step, scenario, resolved)
             steps.append(report)
             self._findings += [
-                f"{f.label}: {finding}" for f in report.faults
-                for c in f.criteria for finding in c.findings
-            ]  # fmt: skip
+                f"{f.label}: {finding}"
+                for f in report.faults
+                for c in f.criteria
+                for finding in c.findings
+            ]
             if report.verdict is Verdict.ABORTED and not self._abort_reason:
                 self._abort_reason = next(
                     (f.reason for f in report.faults if f.verdict is Verdict.ABORTED), "aborted"
@@ -209,17 +239,23 @@ class ChaosScenarioWorkflow:
         requests = [self._request(index, fault, resolved) for fault in step.faults]
         for request in requests:
             self._ledger[request.fault_id] = FaultRecord(
-                fault_id=request.fault_id, step=index, label=request.fault.label,
-                action=request.fault.action, target=request.fault.target.describe(),
+                fault_id=request.fault_id,
+                step=index,
+                label=request.fault.label,
+                action=request.fault.action,
+                target=request.fault.target.describe(),
                 expires_at=request.expires_at,
-            )  # fmt: skip
+            )
             self._running[request.fault_id] = await workflow.start_child_workflow(
                 FaultWorkflow.run,
                 FaultRunInput(
-                    request=request, parent_workflow_id=workflow.info().workflow_id,
+                    request=request,
+                    parent_workflow_id=workflow.info().workflow_id,
                     context=ProbeContext(
-                        run_id=request.run_id, fault_id=request.fault_id,
-                        verification=scenario.verification, target=request.fault.target,
+                        run_id=request.run_id,
+                        fault_id=request.fault_id,
+                        verification=scenario.verification,
+                        target=request.fault.target,
                         abort=scenario.abort_conditions,
                     ),
                 ),
@@ -227,14 +263,16 @@ class ChaosScenarioWorkflow:
                 # If this run is terminated, each child still gets to recover its fault.
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"{request.fault.action} on {request.fault.target.describe()}",
-            )  # fmt: skip
+            )
         results = await asyncio.gather(
             *(self._child_report(r) for r in requests), return_exceptions=False
         )
         return StepReport(
-            index=index, label=step.label, verdict=worst([r.verdict for r in results]),
+            index=index,
+            label=step.label,
+            verdict=worst([r.verdict for r in results]),
             faults=list(results),
-        )  # fmt: skip
+        )
 
     async def _child_report(self, request: FaultRequest) -> FaultReport:
         """Await one fault's child; a child that failed still yields a report (a failure)."""
@@ -245,11 +283,14 @@ class ChaosScenarioWorkflow:
             cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
             record = self._ledger.get(request.fault_id)
             report = FaultReport(
-                fault_id=request.fault_id, label=request.fault.label, action=request.fault.action,
+                fault_id=request.fault_id,
+                label=request.fault.label,
+                action=request.fault.action,
                 expected=request.fault.expected.summary,
                 verdict=Verdict.ABORTED if self._abort_reason else Verdict.FAIL,
-                reason=cause, record=record,
-            )  # fmt: skip
+                reason=cause,
+                record=record,
+            )
         finally:
             self._running.pop(request.fault_id, None)
         if report.verdict is Verdict.ABORTED:
@@ -261,10 +302,13 @@ class ChaosScenarioWorkflow:
     def _request(self, index: int, fault: FaultSpec, resolved: ResolvedScenario) -> FaultRequest:
         wf = workflow.info()
         return FaultRequest(
-            fault_id=fault_id_for(wf.run_id, index, fault), run_id=wf.workflow_id, step=index,
-            fault=fault, expires_at=workflow.now() + fault.duration + timedelta(seconds=30),
+            fault_id=fault_id_for(wf.run_id, index, fault),
+            run_id=wf.workflow_id,
+            step=index,
+            fault=fault,
+            expires_at=workflow.now() + fault.duration + timedelta(seconds=30),
             allowed_namespaces=resolved.allowed_namespaces,
-        )  # fmt: skip
+        )
 
     async def _abort_children(self) -> None:
         for handle in list(self._running.values()):
@@ -279,14 +323,17 @@ class ChaosScenarioWorkflow:
         self._phase = phase
         workflow.upsert_search_attributes([visibility.PHASE.value_set(phase[:100])])
         # What the Web UI shows as the run's current details while it runs.
-        workflow.set_current_details(progress_summary(self._scenario_name, phase,
-                                                      list(self._ledger.values())))  # fmt: skip
+        workflow.set_current_details(
+            progress_summary(self._scenario_name, phase, list(self._ledger.values()))
+        )
 
     def _reason(self, verdict: Verdict, steps: list[StepReport]) -> str:
         if self._abort_reason:
             return self._abort_reason
         reasons = [
-            f"{f.label}: {f.reason}" for s in steps for f in s.faults
+            f"{f.label}: {f.reason}"
+            for s in steps
+            for f in s.faults
             if f.verdict is verdict and f.reason
-        ]  # fmt: skip
+        ]
         return "; ".join(reasons[:10])

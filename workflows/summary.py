@@ -11,8 +11,12 @@ with workflow.unsafe.imports_passed_through():
 
 def progress_summary(scenario: str, phase: str, ledger: list[FaultRecord]) -> str:
     """A Markdown view of a run in progress: its phase and the fault ledger so far."""
-    lines = [f"## {scenario}: {phase}", "", "| fault | status | targets | until |",
-             "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"## {scenario}: {phase}",
+        "",
+        "| fault | status | targets | until |",
+        "|---|---|---|---|",
+    ]
     for row in ledger:
         targets = ", ".join(t.name for t in row.targets)
         until = row.expires_at.strftime("%H:%M:%S") if row.expires_at else ""

@@ -39,33 +39,46 @@ class ChaosOrphanSweeperWorkflow:
     @workflow.run
     async def run(self, sweep: SweepInput) -> SweepReport:
         listed = await workflow.execute_activity(
-            names_kube.LIST_CHAOS_OBJECTS, sweep, result_type=ChaosObjectList,
-            start_to_close_timeout=STEP_TIMEOUT, heartbeat_timeout=STEP_HEARTBEAT,
-            retry_policy=STEP_RETRY, summary="list this tool's chaos objects",
-        )  # fmt: skip
+            names_kube.LIST_CHAOS_OBJECTS,
+            sweep,
+            result_type=ChaosObjectList,
+            start_to_close_timeout=STEP_TIMEOUT,
+            heartbeat_timeout=STEP_HEARTBEAT,
+            retry_policy=STEP_RETRY,
+            summary="list this tool's chaos objects",
+        )
         run_ids = sorted({o.run_id for o in listed.objects if o.run_id})
         runs = RunStates()
         if run_ids:
             runs = await workflow.execute_activity(
-                names_kube.CHECK_CHAOS_RUNS, RunStatesInput(run_ids=run_ids),
-                result_type=RunStates, start_to_close_timeout=STEP_TIMEOUT,
-                heartbeat_timeout=STEP_HEARTBEAT, retry_policy=STEP_RETRY,
+                names_kube.CHECK_CHAOS_RUNS,
+                RunStatesInput(run_ids=run_ids),
+                result_type=RunStates,
+                start_to_close_timeout=STEP_TIMEOUT,
+                heartbeat_timeout=STEP_HEARTBEAT,
+                retry_policy=STEP_RETRY,
                 summary=f"look up {len(run_ids)} owning run(s)",
-            )  # fmt: skip
+            )
         plan = plan_sweep(listed.objects, runs, workflow.now(), sweep.stuck_after)
         if plan.orphans:
             await workflow.execute_activity(
-                names_kube.DELETE_CHAOS_OBJECTS, DeleteInput(orphans=plan.orphans),
-                result_type=DeleteResult, start_to_close_timeout=STEP_TIMEOUT,
-                heartbeat_timeout=STEP_HEARTBEAT, retry_policy=STEP_RETRY,
+                names_kube.DELETE_CHAOS_OBJECTS,
+                DeleteInput(orphans=plan.orphans),
+                result_type=DeleteResult,
+                start_to_close_timeout=STEP_TIMEOUT,
+                heartbeat_timeout=STEP_HEARTBEAT,
+                retry_policy=STEP_RETRY,
                 summary=f"delete {len(plan.orphans)} orphan(s)",
-            )  # fmt: skip
+            )
         for stuck in plan.stuck:
             workflow.logger.warning("stuck chaos object %s: %s", stuck.object.ref, stuck.reason)
         report = SweepReport(
-            checked=len(listed.objects), deleted=plan.orphans, kept=plan.kept,
-            stuck=plan.stuck, problems=listed.problems,
-        )  # fmt: skip
+            checked=len(listed.objects),
+            deleted=plan.orphans,
+            kept=plan.kept,
+            stuck=plan.stuck,
+            problems=listed.problems,
+        )
         workflow.set_current_details(
             f"checked {report.checked}, deleted {len(report.deleted)}, "
             f"stuck {len(report.stuck)}, problems {len(report.problems)}"
