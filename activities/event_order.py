@@ -1,51 +1,99 @@
-"""The per-key lifecycle order checker for ByteBot's goal and step events. Pure: no I/O.
+"""The per-key lifecycle checker for ByteBot's goal and step events. Pure: no I/O.
 
-Owns the rules of "Kafka events maintain correct sequence": feed it records (topic, partition,
-offset, key, value) in partition order and it finds
+Feed it records (topic, partition, offset, key, value) in partition order, as ByteBot's worker
+writes them (JSON, ISO-8601 timestamps, a fresh random eventId at every emission), and it finds
 
-- lifecycle violations per key: a terminal event (``*_COMPLETED``/``*_FAILED``) with no start
-  before it, anything after a terminal event, a start repeated under a new eventId, an event on
-  the wrong topic or under the wrong record key;
-- per goal run, read in timestamp order across its keys: step numbers that go back, step events
-  before GOAL_STARTED or after the goal's terminal event;
-- duplicates by eventId (at-least-once delivery re-sends an event with its id; they are counted
-  and left out of the order checks);
-- gaps: goal runs in the window with no terminal event;
-- unparseable records (not JSON, missing or mistyped fields, unknown eventType).
+- lifecycle violations per key, Kafka's own guarantee: a step's COMPLETED or FAILED with no
+  STARTED before it, an approval answered that nobody asked for, a goal resumed that was never
+  paused, anything after a goal's terminal event, an event on the wrong topic or record key;
+- re-sent events, recognised by content (the same type again on the same key, which is what a
+  retried emit writes under a new id) as well as by id: counted, allowed under at-least-once;
+- what the window lost: goal runs with no terminal event (`no_terminal`, to be reconciled with
+  Temporal: a run that still waits for approval has none yet), goal runs whose first event was
+  not GOAL_STARTED (`no_start`: started before the window, or their GOAL_STARTED was lost), and
+  steps still open when their goal run COMPLETED (a lost STEP_COMPLETED);
+- across topics (goal vs step events) only a report: step events stamped before their goal's
+  GOAL_STARTED or after its end. Kafka orders per key, so this is evidence, never a failure.
 
-Memory is bounded by keys, not events: per step key it keeps the first start and terminal
-event (id, timestamp, offset), per goal run the same for the goal key. It never sorts or keeps
-events. A step whose first event seen is terminal is only a violation when its goal run's
-GOAL_STARTED was read too: otherwise the step began before the window that was read.
+Legitimate lifecycles pass: a step that fails and is retried on its key, a replan (step numbers
+from 1 again: a step key that ended starts again), approvals, skips, pauses, cancels.
 
-It must never read Kafka, sleep or log: the activity in ``kafka_probe`` does that, and the
-benchmark measures this module's speed.
+Memory grows with keys, not events. It never reads Kafka, sleeps or logs: `kafka_probe` does
+that, and the benchmark measures this module's speed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
-from models.kafka import GoalRunGap, KafkaOrderReport, OrderViolation
+from models.kafka import KafkaOrderReport, LifecycleCounts, OrderViolation
 
-_GOAL_START, _GOAL_END, _STEP_START, _STEP_END = 1, 2, 3, 4
-_KIND = {
-    "GOAL_STARTED": _GOAL_START, "GOAL_COMPLETED": _GOAL_END, "GOAL_FAILED": _GOAL_END,
-    "STEP_STARTED": _STEP_START, "STEP_COMPLETED": _STEP_END, "STEP_FAILED": _STEP_END,
-}  # fmt: skip
+# Goal key states.
+_G_NEW, _G_RUNNING, _G_PAUSED, _G_ENDED = 0, 1, 2, 3
+# Step key states: never seen, between attempts, running, awaiting approval, approved.
+_S_NEW, _S_IDLE, _S_RUNNING, _S_AWAITING, _S_APPROVED = 0, 1, 2, 3, 4
+
+GOAL_TYPES = frozenset(
+    {"GOAL_STARTED", "GOAL_PAUSED", "GOAL_RESUMED", "GOAL_COMPLETED", "GOAL_FAILED"}
+    | {"GOAL_CANCELLED"}
+)
+GOAL_TERMINAL = frozenset({"GOAL_COMPLETED", "GOAL_FAILED", "GOAL_CANCELLED"})
+STEP_TYPES = frozenset(
+    {"STEP_STARTED", "STEP_COMPLETED", "STEP_FAILED", "STEP_SKIPPED"}
+    | {"STEP_APPROVAL_REQUESTED", "STEP_APPROVED", "STEP_REJECTED"}
+)
+#: Step events that may open an attempt on a key that is between attempts.
+_STEP_BEGIN = {
+    "STEP_STARTED": _S_RUNNING,
+    "STEP_APPROVAL_REQUESTED": _S_AWAITING,
+    "STEP_SKIPPED": _S_IDLE,
+}
+#: (state, event) -> next state, for every other legal move of a step key.
+_STEP_MOVES = {
+    (_S_RUNNING, "STEP_COMPLETED"): _S_IDLE,
+    (_S_RUNNING, "STEP_FAILED"): _S_IDLE,
+    (_S_AWAITING, "STEP_APPROVED"): _S_APPROVED,
+    (_S_AWAITING, "STEP_REJECTED"): _S_IDLE,
+    (_S_APPROVED, "STEP_STARTED"): _S_RUNNING,
+    (_S_APPROVED, "STEP_SKIPPED"): _S_IDLE,
+}
+#: What a step event needs before it, for the violation's wording.
+_STEP_NEEDS = {
+    "STEP_COMPLETED": "STEP_STARTED",
+    "STEP_FAILED": "STEP_STARTED",
+    "STEP_APPROVED": "STEP_APPROVAL_REQUESTED",
+    "STEP_REJECTED": "STEP_APPROVAL_REQUESTED",
+}
 _raw_decode = json.JSONDecoder().raw_decode
+#: Where a record is: topic, partition, offset.
+_Where = tuple[str, int, int]
 
 
 def _loads(value: bytes) -> Any:
-    """json.loads, twice as fast for the common case: UTF-8 JSON with no surrounding space."""
+    """json.loads, faster for the common case: UTF-8 JSON with no surrounding space."""
     text = value.decode()
     try:
         obj, end = _raw_decode(text)
     except ValueError:
         return json.loads(text)  # leading whitespace is fine; else raises the usual error
     return obj if end == len(text) else json.loads(text)
+
+
+def _instant(ts: str) -> datetime:
+    return datetime.fromisoformat(ts)
+
+
+def _before(a: str, b: str) -> bool:
+    """a < b for ISO-8601 timestamps; plain string order when both are UTC of one shape."""
+    if len(a) == len(b) and a[-1:] == b[-1:] == "Z":
+        return a < b
+    try:
+        return _instant(a) < _instant(b)
+    except ValueError:
+        return False
 
 
 class RecordLike(Protocol):
@@ -56,60 +104,54 @@ class RecordLike(Protocol):
     value: bytes | None
 
 
-class _At(NamedTuple):
-    """Where an event is, for evidence: its key, partition, offset, timestamp and type."""
+class _Step:
+    """One step key: its state, last event, and the span of its timestamps."""
 
-    key: str
-    part: int
-    off: int
-    ts: int
-    type: str
+    __slots__ = ("state", "last_type", "last_id", "ended", "lo_ts", "hi_ts")
 
-    def __str__(self) -> str:
-        return f"{self.type} {self.key} ts={self.ts} @{self.part}:{self.off}"
-
-
-def _hi(gid: str, number: int, step: _Key) -> _At:
-    """The step's latest event: its terminal one, else its start."""
-    if step.end_id is None:
-        return _At(f"{gid}-{number}", step.part, step.start_off, step.start_ts, "STEP_STARTED")
-    return _At(f"{gid}-{number}", step.part, step.end_off, step.end_ts, step.end_type)
-
-
-class _Key:
-    """One key's lifecycle: its first start and first terminal event (id, timestamp, offset)."""
-
-    __slots__ = ("part", "start_id", "start_ts", "start_off", "end_id", "end_type", "end_ts",
-                 "end_off", "orphan")  # fmt: skip
-    _FIELDS = __slots__
-
-    def __init__(self, part: int) -> None:
-        self.part = part
-        self.start_id: str | None = None
-        self.start_ts = self.start_off = self.end_ts = self.end_off = 0
-        self.end_id: str | None = None
-        self.end_type = ""
-        self.orphan = False
+    def __init__(self) -> None:
+        self.state = _S_NEW
+        self.last_type = ""
+        self.last_id = ""
+        self.ended = ""  # the terminal type of its last attempt, if it ended
+        self.lo_ts = self.hi_ts = ""
 
     def row(self) -> list[Any]:
-        """The state as a JSON-able list."""
-        return [getattr(self, f) for f in self._FIELDS]
+        return [getattr(self, f) for f in self.__slots__]
 
     def load(self, row: list[Any]) -> None:
-        """Set the state from `row()`."""
-        for f, v in zip(self._FIELDS, row, strict=True):
+        for f, v in zip(self.__slots__, row, strict=True):
             setattr(self, f, v)
 
 
-class _Goal(_Key):
-    """The goal key's lifecycle, whether its goal run is in the window, and its step keys."""
+class _Goal:
+    """One goal run: its goal key's state and its step keys."""
 
-    __slots__ = ("in_window", "steps")
+    __slots__ = (
+        "state", "last_type", "last_id", "in_window", "started", "first_ts", "start_ts",
+        "end_ts", "end_type", "steps",
+    )  # fmt: skip
 
-    def __init__(self, part: int) -> None:
-        super().__init__(part)
+    def __init__(self) -> None:
+        self.state = _G_NEW
+        self.last_type = ""
+        self.last_id = ""
         self.in_window = False
-        self.steps: dict[int, _Key] = {}
+        self.started = False  # its GOAL_STARTED was read
+        self.first_ts = self.start_ts = self.end_ts = self.end_type = ""
+        self.steps: dict[int, _Step] = {}
+
+    def row(self) -> list[Any]:
+        plain = [getattr(self, f) for f in self.__slots__[:-1]]
+        return [*plain, {str(n): s.row() for n, s in self.steps.items()}]
+
+    def load(self, row: list[Any]) -> None:
+        *plain, steps = row
+        for f, v in zip(self.__slots__[:-1], plain, strict=True):
+            setattr(self, f, v)
+        for n, step_row in steps.items():
+            step = self.steps[int(n)] = _Step()
+            step.load(step_row)
 
 
 class EventOrderChecker:
@@ -118,27 +160,23 @@ class EventOrderChecker:
     Args:
         goal_topic: Topic of the goal events (keyed by goalRunId).
         step_topic: Topic of the step events (keyed ``<goalRunId>-<stepNumber>``).
-        max_examples: At most this many violations, duplicates and gaps are kept as evidence;
-            the totals still count all of them.
-        clock_skew_ms: Timestamps of different keys may disagree by this much before it counts.
+        max_examples: At most this many examples of each finding are kept; totals count all.
     """
 
-    def __init__(
-        self, goal_topic: str, step_topic: str, *, max_examples: int = 100, clock_skew_ms: int = 0
-    ) -> None:
+    def __init__(self, goal_topic: str, step_topic: str, *, max_examples: int = 100) -> None:
         self.goal_topic = goal_topic
         self.step_topic = step_topic
         self.max_examples = max_examples
-        self.skew = clock_skew_ms
         self.events_read = 0
+        self.window_events = 0
         self.duplicates = 0
         self.unparseable = 0
         self.violations_total = 0
-        self.open_in_window = 0
         self._goals: dict[str, _Goal] = {}
         self._keys = 0
         self._violations: list[OrderViolation] = []
         self._dup_examples: list[str] = []
+        self._turns: dict[str, int] = dict.fromkeys(LifecycleCounts.model_fields, 0)
 
     @property
     def keys(self) -> int:
@@ -154,95 +192,168 @@ class EventOrderChecker:
             feed(topic, partition, r.offset, r.key, r.value, r.offset < window_end)
 
     def feed(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
         in_window: bool = True,
-    ) -> None:  # fmt: skip
-        """Check one record. `in_window` puts its goal run in scope for gaps."""
+    ) -> None:
+        """Check one record. `in_window` puts its goal run in scope of the window's findings."""
         self.events_read += 1
         try:
             ev = _loads(value)  # type: ignore[arg-type]  # None: TypeError, counted
-            kind = _KIND[ev["eventType"]]
-            gid, eid, ts = ev["goalRunId"], ev["eventId"], ev["timestamp"]
-            if type(gid) is not str or type(eid) is not str or type(ts) is not int:
-                raise TypeError("goalRunId and eventId must be strings, timestamp an integer")
-            step_no = ev.get("stepNumber") if kind > _GOAL_END else None
-            if kind > _GOAL_END and type(step_no) is not int:
-                raise TypeError(f"stepNumber must be an integer, got {step_no!r}")
+            etype, gid, eid, ts = ev["eventType"], ev["goalRunId"], ev["eventId"], ev["timestamp"]
+            if type(gid) is not str or type(eid) is not str or type(ts) is not str or not ts:
+                raise TypeError("goalRunId, eventId and timestamp must be strings")
+            if etype in STEP_TYPES:
+                step_no = ev["stepNumber"]
+                if type(step_no) is not int:
+                    raise TypeError(f"stepNumber must be an integer, got {step_no!r}")
+            elif etype in GOAL_TYPES:
+                step_no = None
+            else:
+                raise ValueError(f"unknown eventType {etype!r}")
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             self._bad(topic, partition, offset, key, value, e)
             return
         goal = self._goals.get(gid)
         if goal is None:
-            goal = self._goals[gid] = _Goal(partition)
+            goal = self._goals[gid] = _Goal()
+            goal.first_ts = ts
             self._keys += 1
-        if in_window and not goal.in_window:
+        if in_window:
+            self.window_events += 1
             goal.in_window = True
-            if goal.end_id is None:
-                self.open_in_window += 1
-        etype = ev["eventType"]
-        k: _Key | None
-        if step_no is None:
-            name, k, home = gid, goal, self.goal_topic
-            goal.part = partition
-        else:
-            name, home = f"{gid}-{step_no}", self.step_topic
-            k = goal.steps.get(step_no)
-            if k is None:
-                k = goal.steps[step_no] = _Key(partition)
-                self._keys += 1
+        name = gid if step_no is None else f"{gid}-{step_no}"
+        home = self.goal_topic if step_no is None else self.step_topic
         if topic != home:
             self._violate(name, gid, topic, partition, offset, "", etype, f"not on {home}")
         if key is not None and key != name.encode():
             shown = key.decode(errors="replace")
-            self._violate(shown, gid, topic, partition, offset, "", f"{etype} {name}",
-                          f"record key '{shown}' is not the event's key '{name}'")  # fmt: skip
-        if kind & 1:  # a start (_GOAL_START or _STEP_START)
-            if k.start_id is None and k.end_id is None:
-                k.start_id, k.start_ts, k.start_off = eid, ts, offset
-            elif eid == k.start_id:
-                self._duplicate(eid, etype, name, topic, partition, offset, k.start_off)
-            elif k.end_id is not None:
-                self._violate(name, gid, topic, partition, offset, f"{k.end_type}@{k.end_off}",
-                              f"{etype}@{offset}", "an event after a terminal event")  # fmt: skip
-            else:
-                self._violate(name, gid, topic, partition, offset, f"{etype}@{k.start_off}",
-                              f"{etype}@{offset}", "started again under a new eventId")  # fmt: skip
-        elif k.end_id is None:
-            k.end_id, k.end_type, k.end_ts, k.end_off = eid, etype, ts, offset
-            k.orphan = k.start_id is None
-            if k is goal and goal.in_window:
-                self.open_in_window -= 1
-        elif eid == k.end_id:
-            self._duplicate(eid, etype, name, topic, partition, offset, k.end_off)
+            reason = f"record key '{shown}' is not the event's key '{name}'"
+            self._violate(shown, gid, topic, partition, offset, "", f"{etype} {name}", reason)
+        if step_no is None:
+            self._goal_event(goal, gid, etype, eid, ts, (topic, partition, offset))
         else:
-            self._violate(name, gid, topic, partition, offset, f"{k.end_type}@{k.end_off}",
-                          f"{etype}@{offset}", "an event after a terminal event")  # fmt: skip
+            step = goal.steps.get(step_no)
+            if step is None:
+                step = goal.steps[step_no] = _Step()
+                self._keys += 1
+            self._step_event(goal, step, name, etype, eid, ts, (topic, partition, offset))
 
-    def _duplicate(
-        self, eid: str, etype: str, key: str, topic: str, partition: int, offset: int, first: int
-    ) -> None:
+    def _resent(self, last_type: str, last_id: str, etype: str, eid: str, where: str) -> bool:
+        """The same event again (same id, or same type on the key): a retried emit."""
+        if etype != last_type and eid != last_id:
+            return False
         self.duplicates += 1
         if len(self._dup_examples) < self.max_examples:
-            self._dup_examples.append(
-                f"{etype} {key} eventId={eid} at {topic}/{partition}@{offset} (first at @{first})"
-            )
+            how = "same eventId" if eid == last_id else "same content, new eventId"
+            self._dup_examples.append(f"{etype} {where} ({how})")
+        return True
+
+    def _goal_event(self, goal: _Goal, gid: str, etype: str, eid: str, ts: str, at: _Where) -> None:
+        if self._resent(goal.last_type, goal.last_id, etype, eid, gid):
+            goal.last_id = eid
+            return
+        prev, state = goal.last_type, goal.state
+        goal.last_type, goal.last_id = etype, eid
+        if etype == "GOAL_STARTED":
+            if state == _G_NEW:
+                goal.state, goal.started, goal.start_ts = _G_RUNNING, True, ts
+                return
+            self._violate(gid, gid, *at, prev, etype, "GOAL_STARTED again under the same id")
+        elif state == _G_ENDED:
+            self._violate(gid, gid, *at, prev, etype, f"an event after {goal.end_type}")
+        elif etype in GOAL_TERMINAL:
+            goal.state, goal.end_ts, goal.end_type = _G_ENDED, ts, etype
+            self._turns["cancels"] += etype == "GOAL_CANCELLED"
+        elif etype == "GOAL_PAUSED":
+            goal.state = _G_PAUSED
+            self._turns["pauses"] += 1
+        elif state in (_G_PAUSED, _G_NEW):  # GOAL_RESUMED
+            goal.state = _G_RUNNING
+        else:
+            self._violate(gid, gid, *at, prev, etype, "GOAL_RESUMED with no GOAL_PAUSED before it")
+
+    def _step_event(
+        self, goal: _Goal, step: _Step, name: str, etype: str, eid: str, ts: str, at: _Where
+    ) -> None:
+        if not step.lo_ts or _before(ts, step.lo_ts):
+            step.lo_ts = ts
+        if not step.hi_ts or _before(step.hi_ts, ts):
+            step.hi_ts = ts
+        if self._resent(step.last_type, step.last_id, etype, eid, name):
+            step.last_id = eid
+            return
+        prev, state = step.last_type, step.state
+        step.last_type, step.last_id = etype, eid
+        moved = _STEP_MOVES.get((state, etype))
+        if moved is not None:
+            step.state = moved
+            step.ended = etype if moved == _S_IDLE else ""
+            return
+        begin = _STEP_BEGIN.get(etype)
+        if begin is not None and state in (_S_NEW, _S_IDLE):
+            if state == _S_IDLE and etype != "STEP_SKIPPED":
+                # Started again: after a failure it is a retry, after an end a replan.
+                self._turns["step_retries" if step.ended == "STEP_FAILED" else "replans"] += 1
+            self._turns["approvals"] += etype == "STEP_APPROVAL_REQUESTED"
+            self._turns["skips"] += etype == "STEP_SKIPPED"
+            step.state, step.ended = begin, etype if begin == _S_IDLE else ""
+            return
+        if state == _S_NEW and not goal.started:
+            # The key's first event read, its goal run begun before the window: what came
+            # before it is simply not in the window.
+            step.state = _S_APPROVED if etype == "STEP_APPROVED" else _S_IDLE
+            step.ended = etype if step.state == _S_IDLE else ""
+            return
+        need = _STEP_NEEDS.get(etype)
+        reason = (
+            f"{etype} with no {need} before it"
+            if need and state in (_S_NEW, _S_IDLE)
+            else f"{etype} while the step was {_STATE_WORDS[state]}"
+        )
+        self._violate(name, goal_id(name), *at, prev or "(first on key)", etype, reason)
+        # Keep reading this key as the event says it now is.
+        step.state = _S_IDLE if etype in ("STEP_COMPLETED", "STEP_FAILED") else step.state
+        step.ended = etype if step.state == _S_IDLE else step.ended
 
     def _violate(
-        self, key: str, gid: str | None, topic: str, partition: int, offset: int,
-        previous: str, event: str, reason: str,
-    ) -> None:  # fmt: skip
+        self,
+        key: str,
+        gid: str | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        previous: str,
+        event: str,
+        reason: str,
+    ) -> None:
         self.violations_total += 1
         if len(self._violations) < self.max_examples:
             found = OrderViolation(
-                key=key, goal_run_id=gid, topic=topic, partition=partition, offset=offset,
-                previous=previous, event=event, reason=reason,
-            )  # fmt: skip
+                key=key,
+                goal_run_id=gid,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                previous=previous,
+                event=event,
+                reason=reason,
+            )
             self._violations.append(found)
 
     def _bad(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
         error: Exception,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.unparseable += 1
         shown_key = key.decode(errors="replace") if key is not None else ""
         shown = (value or b"")[:80].decode(errors="replace")
@@ -251,117 +362,101 @@ class EventOrderChecker:
 
     def report(self) -> KafkaOrderReport:
         """What was found so far, as the report's order part (no lag)."""
-        found = list(self._violations)
-        total = self.violations_total
-        gaps: list[GoalRunGap] = []
+        cap = self.max_examples
+        no_terminal: list[str] = []
+        no_start: list[tuple[str, str]] = []
+        lost_steps: list[str] = []
+        cross: list[str] = []
+        counts = {"no_terminal": 0, "no_start": 0, "lost": 0, "cross": 0}
         in_scope = 0
         for gid, goal in self._goals.items():
-            for v in self._timestamp_order(gid, goal):
-                total += 1
-                if len(found) < self.max_examples:
-                    found.append(v)
-            if goal.in_window:
-                in_scope += 1
-                if goal.end_id is None:
-                    gaps.append(self._gap(gid, goal))
+            if not goal.in_window:
+                continue
+            in_scope += 1
+            if goal.state != _G_ENDED:
+                counts["no_terminal"] += 1
+                if len(no_terminal) < cap:
+                    no_terminal.append(gid)
+            if not goal.started:
+                counts["no_start"] += 1
+                no_start.append((goal.first_ts, gid))
+            for number, step in goal.steps.items():
+                if goal.end_type == "GOAL_COMPLETED" and step.state in (
+                    _S_RUNNING,
+                    _S_AWAITING,
+                    _S_APPROVED,
+                ):
+                    counts["lost"] += 1
+                    if len(lost_steps) < cap:
+                        lost_steps.append(f"{gid}-{number} (last {step.last_type})")
+                early = goal.started and _before(step.lo_ts, goal.start_ts)
+                late = bool(goal.end_ts) and _before(goal.end_ts, step.hi_ts)
+                if early or late:
+                    counts["cross"] += 1
+                    if len(cross) < cap:
+                        edge = "before GOAL_STARTED" if early else f"after {goal.end_type}"
+                        cross.append(f"{gid}-{number} stamped {edge}")
+        # The latest first-seen runs first: those most likely began inside the window.
+        no_start.sort(reverse=True)
         return KafkaOrderReport(
-            events_read=self.events_read, keys=self._keys, goal_runs=in_scope, violations=found,
-            violations_total=total, duplicates=self.duplicates,
-            duplicate_examples=list(self._dup_examples), unparseable=self.unparseable,
-            gaps=[g.goal_run_id for g in gaps], gap_details=gaps[: self.max_examples],
-        )  # fmt: skip
-
-    def _timestamp_order(self, gid: str, goal: _Goal) -> Iterable[OrderViolation]:
-        """Per goal run, read in timestamp order: steps never go back, none outside the goal."""
-        skew, steps = self.skew, goal.steps
-        started, ended = goal.start_id is not None, goal.end_id is not None
-        prev: tuple[int, _Key] | None = None  # the step with the latest event so far
-        prev_ts = -(1 << 62)
-        for number in sorted(steps):
-            step = steps[number]
-            lo_ts = step.start_ts if step.start_id is not None else step.end_ts
-            hi_ts = step.end_ts if step.end_id is not None else step.start_ts
-            if (
-                (step.orphan and started)
-                or (started and lo_ts < goal.start_ts - skew)
-                or (ended and hi_ts > goal.end_ts + skew)
-                or lo_ts < prev_ts - skew
-            ):
-                latest = _hi(gid, *prev) if prev is not None else None
-                yield from self._step_findings(gid, goal, number, step, latest)
-            if hi_ts > prev_ts:
-                prev_ts, prev = hi_ts, (number, step)
-
-    def _step_findings(
-        self, gid: str, goal: _Goal, number: int, step: _Key, prev: _At | None
-    ) -> Iterable[OrderViolation]:
-        """The findings of one step against its goal run and the steps below it (rare path)."""
-        skew, name = self.skew, f"{gid}-{number}"
-        if step.start_id is not None:
-            lo = _At(name, step.part, step.start_off, step.start_ts, "STEP_STARTED")
-        else:
-            lo = _At(name, step.part, step.end_off, step.end_ts, step.end_type)
-        hi = _hi(gid, number, step) if step.end_id is not None else lo
-        g_start = _At(gid, goal.part, goal.start_off, goal.start_ts, "GOAL_STARTED")
-        g_end = _At(gid, goal.part, goal.end_off, goal.end_ts, goal.end_type)
-        if step.orphan and goal.start_id is not None:
-            yield self._pair(gid, g_start, hi, "a terminal event with no STEP_STARTED before it")
-        if goal.start_id is not None and lo.ts < goal.start_ts - skew:
-            yield self._pair(gid, lo, g_start, "a step event before GOAL_STARTED")
-        if goal.end_id is not None and hi.ts > goal.end_ts + skew:
-            yield self._pair(gid, g_end, hi, f"a step event after {goal.end_type}")
-        if prev is not None and lo.ts < prev.ts - skew:
-            yield self._pair(gid, lo, prev, "step numbers went back in timestamp order")
-
-    def _pair(self, gid: str, first: _At, then: _At, reason: str) -> OrderViolation:
-        """A violation on `then` (its key), `first` being the event before it in time."""
-
-        def topic(at: _At) -> str:
-            return self.goal_topic if at.key == gid else self.step_topic
-
-        return OrderViolation(
-            key=then.key, goal_run_id=gid, topic=topic(then), partition=then.part,
-            offset=then.off, previous=str(first), event=str(then), reason=reason,
-            previous_key=first.key, previous_topic=topic(first), previous_partition=first.part,
-            previous_offset=first.off,
-        )  # fmt: skip
-
-    def _gap(self, gid: str, goal: _Goal) -> GoalRunGap:
-        last = max(goal.steps) if goal.steps else None
-        return GoalRunGap(
-            goal_run_id=gid, started=goal.start_id is not None,
-            started_at=f"{self.goal_topic}/{goal.part}@{goal.start_off}"
-            if goal.start_id is not None else None,
-            last_step=last,
-            last_step_done=bool(last is not None and goal.steps[last].end_id is not None),
-        )  # fmt: skip
+            events_read=self.events_read,
+            window_events=self.window_events,
+            keys=self._keys,
+            goal_runs=in_scope,
+            violations=list(self._violations),
+            violations_total=self.violations_total,
+            duplicates=self.duplicates,
+            duplicate_examples=list(self._dup_examples),
+            unparseable=self.unparseable,
+            no_terminal=no_terminal,
+            no_terminal_total=counts["no_terminal"],
+            no_start=[gid for _, gid in no_start[:cap]],
+            no_start_total=counts["no_start"],
+            lost_step_events=lost_steps,
+            lost_step_events_total=counts["lost"],
+            cross_topic=counts["cross"],
+            cross_topic_examples=cross,
+            lifecycle=LifecycleCounts(**self._turns),
+        )
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume, as JSON-able data (heartbeat details)."""
-        goals = {
-            gid: [g.in_window, g.row(), {str(n): k.row() for n, k in g.steps.items()}]
-            for gid, g in self._goals.items()
-        }
         return {
-            "events_read": self.events_read, "duplicates": self.duplicates,
-            "unparseable": self.unparseable, "violations_total": self.violations_total,
+            "events_read": self.events_read,
+            "window_events": self.window_events,
+            "duplicates": self.duplicates,
+            "unparseable": self.unparseable,
+            "violations_total": self.violations_total,
             "violations": [v.model_dump(mode="json") for v in self._violations],
-            "dup_examples": list(self._dup_examples), "goals": goals,
-        }  # fmt: skip
+            "dup_examples": list(self._dup_examples),
+            "turns": dict(self._turns),
+            "goals": {gid: g.row() for gid, g in self._goals.items()},
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Resume from `state()` of an earlier checker (e.g. a previous activity attempt)."""
         self.events_read, self.duplicates = state["events_read"], state["duplicates"]
+        self.window_events = state["window_events"]
         self.unparseable, self.violations_total = state["unparseable"], state["violations_total"]
         self._violations = [OrderViolation.model_validate(v) for v in state["violations"]]
         self._dup_examples = list(state["dup_examples"])
-        self._goals, self.open_in_window, self._keys = {}, 0, 0
-        for gid, (in_window, row, steps) in state["goals"].items():
-            g = self._goals[gid] = _Goal(0)
-            g.in_window = in_window
-            g.load(row)
-            self._keys += 1 + len(steps)
-            for n, step_row in steps.items():
-                k = g.steps[int(n)] = _Key(0)
-                k.load(step_row)
-            self.open_in_window += bool(in_window and g.end_id is None)
+        self._turns = dict(state["turns"])
+        self._goals, self._keys = {}, 0
+        for gid, row in state["goals"].items():
+            goal = self._goals[gid] = _Goal()
+            goal.load(row)
+            self._keys += 1 + len(goal.steps)
+
+
+_STATE_WORDS = {
+    _S_NEW: "new",
+    _S_IDLE: "between attempts",
+    _S_RUNNING: "running",
+    _S_AWAITING: "awaiting approval",
+    _S_APPROVED: "approved",
+}
+
+
+def goal_id(step_key: str) -> str:
+    """`<goalRunId>-<stepNumber>` -> goalRunId."""
+    return step_key.rsplit("-", 1)[0]

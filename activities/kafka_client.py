@@ -112,6 +112,7 @@ class KafkaSession:
                 except _COORDINATOR_LOADING:  # not a lost connection: that fails the attempt
                     await asyncio.sleep(0.2)
         committed = {tp: m.offset for tp, m in raw.items() if m.offset >= 0}
+        exists, members = await self.group_membership(target.consumer_group)
         ends = await self.end_offsets(sorted(set(tps) | set(committed)))
         lag = [
             PartitionLag(topic=tp.topic, partition=tp.partition, committed=c,
@@ -121,4 +122,19 @@ class KafkaSession:
         return KafkaPositions(
             at=at, end_offsets=to_rows({tp: ends[tp] for tp in tps if tp in ends}),
             committed=to_rows(committed), total_lag=sum(x.lag for x in lag), lag=lag,
+            group_exists=exists, group_members=members,
         )  # fmt: skip
+
+    async def group_membership(self, group: str) -> tuple[bool | None, int | None]:
+        """Whether the group exists (state not Dead) and how many members it has now."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                responses = await self.admin.describe_consumer_groups([group])
+        except _COORDINATOR_LOADING:
+            return None, None
+        for response in responses:
+            for row in getattr(response, "groups", []):
+                # (error_code, group_id, state, protocol_type, protocol, members, ...)
+                if len(row) > 5 and row[1] == group:
+                    return row[2] not in ("Dead", ""), len(row[5])
+        return None, None

@@ -104,7 +104,7 @@ class KafkaProbeActivities:
             await session.close()
         bound.info("kafka_events_checked", events=report.events_read,
                    violations=report.violations_total, duplicates=report.duplicates,
-                   gaps=len(report.gaps), drained=report.lag.drained if report.lag else None,
+                   no_terminal=report.no_terminal_total, drained=report.lag.drained if report.lag else None,
                    resumed=report.resumed)  # fmt: skip
         return report
 
@@ -138,8 +138,7 @@ class _CheckRun:
     ) -> None:  # fmt: skip
         self.probe, self.check, self.session, self.attempt = probe, check, session, attempt
         target = check.kafka
-        self.checker = EventOrderChecker(target.goal_topic, target.step_topic,
-                                         clock_skew_ms=check.clock_skew_ms)  # fmt: skip
+        self.checker = EventOrderChecker(target.goal_topic, target.step_topic)
         self.progress = progress
         self.started_at = progress.started_at if progress else datetime.now(UTC)
         self.baseline = check.start.total_lag
@@ -180,7 +179,7 @@ class _CheckRun:
                 now = time.monotonic()
                 window_read = all(pos[tp] >= end for tp, end in window.items() if tp in pos)
                 if now >= next_lag or (  # about to be done: confirm with fresh offsets now
-                    window_read and not self.checker.open_in_window and now >= last_lag + 0.25
+                    window_read and now >= last_lag + 0.25
                 ):
                     await self._read_lag()
                     last_lag, next_lag = now, now + self.probe.lag_interval_s
@@ -230,8 +229,12 @@ class _CheckRun:
         )
 
     def _settled(self) -> bool:
-        """Every goal run of the window ended, all written so far is read, the lag drained."""
-        if self.checker.open_in_window or not self._lag_ok() or self.latest is None:
+        """All written so far is read and the lag drained.
+
+        It runs after the goal-runs check, so the runs that could end have ended: a goal run
+        still open (waiting for an approval, maybe for a day) is for Temporal to reconcile.
+        """
+        if not self._lag_ok() or self.latest is None:
             return False
         ends = to_offsets(self.latest.end_offsets)
         return all(self.pos.get(tp, end) >= end for tp, end in ends.items())
@@ -246,6 +249,16 @@ class _CheckRun:
             drained_at=self.drained_at, samples=self.samples,
         )  # fmt: skip
 
+    def _group_problem(self) -> str | None:
+        """Why the lag says nothing: the group does not exist, or nobody consumes."""
+        group, start, end = self.check.kafka.consumer_group, self.check.start, self.latest
+        if start.group_exists is False and (end is None or end.group_exists is False):
+            return f"consumer group {group} does not exist"
+        if end is not None and end.group_members == 0:
+            had = f" (it had {start.group_members} before the fault)" if start.group_members else ""
+            return f"consumer group {group} has no members{had}"
+        return None
+
     def _report(self, window_read: bool, elapsed_s: float) -> KafkaOrderReport:
         latest = self.latest
         final = latest.total_lag if latest else self.baseline
@@ -257,6 +270,11 @@ class _CheckRun:
             drained_after_s=max(0.0, (self.drained_at - since).total_seconds())
             if self.drained_at and self._lag_ok() else None,
             samples=self.samples, partitions=behind[:20],
+            group_members=latest.group_members if latest else None,
+            group_problem=self._group_problem(),
+            group_lost=bool(self.check.start.group_members)
+            and latest is not None
+            and latest.group_members == 0,
         )  # fmt: skip
         notes = [] if window_read else ["the window was not read to its end by the deadline"]
         return self.checker.report().model_copy(

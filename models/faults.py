@@ -87,12 +87,15 @@ def _expect(summary: str, *tolerated: Symptom) -> ExpectedBehavior:
 _S = Symptom
 POD_EXPECTED = _expect(
     "Workflow continues on other workers, no data loss",
+    # Runs on the killed worker wait out a heartbeat timeout before another takes them over.
+    _S.SLOWER_EXECUTION,
     _S.REPLICA_RESTART,
     _S.ACTIVITY_RETRIES,
     _S.ACTIVITY_TIMEOUTS,
 )
 OOM_EXPECTED = _expect(
     "OOMKill possible, workflow resumes on restart",
+    _S.SLOWER_EXECUTION,
     _S.OOM_KILL,
     _S.REPLICA_RESTART,
     _S.ACTIVITY_RETRIES,

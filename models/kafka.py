@@ -39,6 +39,8 @@ class KafkaPositions(Frozen):
     lag: list[PartitionLag] = Field(
         default_factory=list, description="Per partition the group has committed offsets on."
     )
+    group_exists: bool | None = Field(default=None, description="None: not asked.")
+    group_members: int | None = None
 
 
 class KafkaCheckInput(Frozen):
@@ -53,9 +55,6 @@ class KafkaCheckInput(Frozen):
     )
     lag_samples: list[KafkaPositions] = Field(
         default_factory=list, description="Positions read during the fault, for the lag's peak."
-    )
-    clock_skew_ms: int = Field(
-        default=0, ge=0, description="Timestamps of different keys may disagree by this much."
     )
 
 
@@ -83,6 +82,15 @@ class LagReport(Frozen):
     partitions: list[PartitionLag] = Field(
         default_factory=list, description="At the end: the partitions still behind, worst first."
     )
+    group_members: int | None = Field(
+        default=None, description="Members of the group at the end; None: not known."
+    )
+    group_problem: str | None = Field(
+        default=None, description="The group does not exist or has no members: lag means nothing."
+    )
+    group_lost: bool = Field(
+        default=False, description="The group had members before the fault and has none after."
+    )
 
 
 class OrderViolation(Frozen):
@@ -104,16 +112,15 @@ class OrderViolation(Frozen):
     previous_offset: int | None = None
 
 
-class GoalRunGap(Frozen):
-    """A goal run in the window whose terminal event never arrived."""
+class LifecycleCounts(Frozen):
+    """Legitimate lifecycle turns seen, so a reader knows what the window held."""
 
-    goal_run_id: str
-    started: bool = Field(description="Its GOAL_STARTED was read (in the window).")
-    started_at: str | None = Field(
-        default=None, description="topic/partition@offset of GOAL_STARTED."
-    )
-    last_step: int | None = Field(default=None, description="The highest step number seen.")
-    last_step_done: bool = False
+    step_retries: int = Field(default=0, description="STEP_STARTED again after STEP_FAILED.")
+    replans: int = Field(default=0, description="A step number started again after it ended.")
+    approvals: int = Field(default=0, description="STEP_APPROVAL_REQUESTED seen.")
+    skips: int = 0
+    pauses: int = 0
+    cancels: int = 0
 
 
 class KafkaOrderReport(Frozen):
@@ -122,9 +129,8 @@ class KafkaOrderReport(Frozen):
     events_read: int = 0
     keys: int = 0
     violations: list[OrderViolation] = Field(default_factory=list)
-    duplicates: int = 0
+    duplicates: int = Field(default=0, description="Re-sent events: same id, or same content.")
     duplicate_examples: list[str] = Field(default_factory=list)
-    gaps: list[str] = Field(default_factory=list, description="Goal runs with no terminal event.")
     lag: LagReport | None = None
     goal_runs: int = Field(default=0, description="Goal runs in the window (in scope).")
     violations_total: int = Field(
@@ -133,7 +139,26 @@ class KafkaOrderReport(Frozen):
     unparseable: int = Field(
         default=0, description="Records that are not a valid event (also violations)."
     )
-    gap_details: list[GoalRunGap] = Field(default_factory=list)
+    no_terminal: list[str] = Field(
+        default_factory=list, description="Goal runs in the window with no terminal event (cap)."
+    )
+    no_terminal_total: int = 0
+    no_start: list[str] = Field(
+        default_factory=list, description="Goal runs whose first event was not GOAL_STARTED (cap)."
+    )
+    no_start_total: int = 0
+    lost_step_events: list[str] = Field(
+        default_factory=list,
+        description="Steps still open although their goal run ended: a lost terminal step event.",
+    )
+    lost_step_events_total: int = 0
+    cross_topic: int = Field(
+        default=0,
+        description="Step events stamped before GOAL_STARTED or after the goal's end (reported).",
+    )
+    cross_topic_examples: list[str] = Field(default_factory=list)
+    lifecycle: LifecycleCounts = Field(default_factory=LifecycleCounts)
+    window_events: int = Field(default=0, description="Events read inside the window.")
     window_end: list[PartitionOffset] = Field(
         default_factory=list, description="End offsets when the check began: the window's end."
     )

@@ -17,6 +17,31 @@ from models.ledger import ReplicaSet
 from models.scenario import AbortConditions, Verification
 
 
+class LatencyStats(Frozen):
+    """Percentiles of a set of durations, in seconds."""
+
+    count: int = Field(ge=0)
+    p50_s: float | None = None
+    p95_s: float | None = None
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> LatencyStats:
+        """Nearest-rank p50 and p95 of `seconds` (none when empty)."""
+        ordered = sorted(seconds)
+        if not ordered:
+            return cls(count=0)
+
+        def rank(pct: float) -> float:
+            return ordered[max(0, min(len(ordered) - 1, round(pct * len(ordered) + 0.5) - 1))]
+
+        return cls(count=len(ordered), p50_s=rank(0.50), p95_s=rank(0.95))
+
+    def __str__(self) -> str:
+        if self.p50_s is None or self.p95_s is None:
+            return "no samples"
+        return f"p50 {self.p50_s:.2f}s, p95 {self.p95_s:.2f}s over {self.count}"
+
+
 class ProbeContext(Frozen):
     """What every probe needs to know: whose fault, which system, which limits."""
 
@@ -48,6 +73,14 @@ class Baseline(Frozen):
     kafka: KafkaPositions | None = None
     canary_ids: list[str] = Field(default_factory=list, description="Canaries started now.")
     problems: list[str] = Field(default_factory=list, description="Why it is not steady.")
+    latency: LatencyStats | None = Field(
+        default=None, description="End-to-end latency of goal runs closed shortly before."
+    )
+    start_latency: LatencyStats | None = Field(
+        default=None, description="How long the frontend took to accept the baseline canaries."
+    )
+    starts_ok: int = Field(default=0, description="Baseline canary starts accepted.")
+    starts_failed: int = Field(default=0, description="Baseline canary starts refused.")
 
     @property
     def steady(self) -> bool:
@@ -121,6 +154,12 @@ class RecoveryCheck(Frozen):
         default=None, description="From the end of the fault until the recovery canary completed."
     )
     canary_id: str | None = Field(default=None, description="The recovery canary's workflow id.")
+    never_back: list[str] = Field(
+        default_factory=list, description="Targets that were not running and ready by the end."
+    )
+    not_polling: list[str] = Field(
+        default_factory=list, description="Ready replicas with no live poller of their own."
+    )
 
 
 class GoalRunsInput(Frozen):
@@ -138,7 +177,8 @@ class GoalRunLoss(Frozen):
 
     workflow_id: str
     status: str = Field(
-        description="failed, timed-out, terminated, canceled, stalled, wrong-result or missing."
+        description="failed, timed-out, terminated, canceled, stalled, result-failed, "
+        "wrong-result or missing."
     )
     reason: str
     canary: bool = Field(
@@ -169,3 +209,45 @@ class GoalRunsCheck(Frozen):
     )
     waited_s: float = Field(default=0.0, description="How long the check waited for runs to close.")
     evidence: list[str] = Field(default_factory=list, description="What was measured, in words.")
+    started_during: int = Field(
+        default=0, description="Goal runs started while the fault held, followed too."
+    )
+    idle: int = Field(default=0, description="Runs still open but waiting by design.")
+    results_checked: int = Field(default=0, description="Closed runs whose result was judged.")
+    losses_total: int = Field(default=0, description="All losses; `losses` keeps examples.")
+    latency: LatencyStats | None = Field(
+        default=None, description="End-to-end latency of goal runs that closed after injection."
+    )
+
+
+class LostEvent(Frozen):
+    """An event Temporal says happened that Kafka does not have."""
+
+    goal_run_id: str
+    event: str = Field(description="The missing event, e.g. GOAL_COMPLETED.")
+    cause: str = Field(description="What the goal run's history says about its emit.")
+    swallowed: bool = Field(
+        default=False,
+        description="The emit gave up and the workflow swallowed it: the system's own design.",
+    )
+
+
+class ReconcileInput(Frozen):
+    """Goal runs whose events look incomplete in Kafka, to be checked against Temporal."""
+
+    context: ProbeContext
+    no_terminal: list[str] = Field(default_factory=list, description="No terminal event read.")
+    no_start: list[str] = Field(
+        default_factory=list, description="Events read, but no GOAL_STARTED before them."
+    )
+    window_start: datetime = Field(description="The Kafka window's start (the steady state).")
+
+
+class ReconcileCheck(Frozen):
+    """Temporal and Kafka reconciled: what ended or started in Temporal but is not in Kafka."""
+
+    checked: int = 0
+    still_open: int = Field(default=0, description="Runs with no terminal event that still run.")
+    lost: list[LostEvent] = Field(default_factory=list)
+    lost_total: int = 0
+    evidence: list[str] = Field(default_factory=list)

@@ -14,7 +14,14 @@ from models.base import Frozen
 from models.faults import ExpectedBehavior
 from models.kafka import KafkaOrderReport
 from models.ledger import FaultRecord, TargetPreview
-from models.observations import Baseline, GoalRunsCheck, HoldProbe, RecoveryCheck
+from models.observations import (
+    Baseline,
+    GoalRunsCheck,
+    HoldProbe,
+    ReconcileCheck,
+    RecoveryCheck,
+)
+from models.scenario import DegradationLimits
 
 
 class Verdict(StrEnum):
@@ -58,7 +65,9 @@ class FaultObservations(Frozen):
     recovery: RecoveryCheck | None = None
     goal_runs: GoalRunsCheck | None = None
     kafka: KafkaOrderReport | None = None
+    reconcile: ReconcileCheck | None = None
     kafka_expected: bool = True
+    limits: DegradationLimits = Field(default_factory=DegradationLimits)
     exactly_once: bool = False
     aborted: str | None = None
     error: str | None = None

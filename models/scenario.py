@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from models.base import Frozen
+from models.contract import GoalRunContract
 from models.durations import Duration
 from models.faults import FaultSpec
 
@@ -70,13 +71,36 @@ class TemporalTarget(Frozen):
     address: str | None = Field(
         None, description="host:port of its frontend; default: the chaos worker's own."
     )
-    namespace: str | None = Field(None, description="Its namespace; default: the worker's own.")
+    namespace: str | None = Field(
+        "bytebot", description="Its namespace (ByteBot's is `bytebot`); null: the worker's own."
+    )
     task_queue: str = Field("bytebot-goal-runs", description="Task queue of its goal runs.")
     workflow_type: str = Field("goalRunWorkflow", description="Workflow type to verify.")
     tls: TlsFiles | None = Field(None, description="Client TLS, if the endpoint needs it.")
     api_key_env: str | None = Field(
         None, description="Name of an environment variable of the worker holding an API key."
     )
+    contract: GoalRunContract = Field(
+        default_factory=GoalRunContract, description="Where a goal run's outcome lives."
+    )
+
+
+def _capability_probe() -> dict[str, Any]:
+    # ByteBot's own health probe: a one-step goal run that needs no planning or approval.
+    return {
+        "tenantId": "bytebot-chaos",
+        "userId": "bytebot-chaos",
+        "goalDescription": "chaos canary: capability probe",
+        "constraints": {
+            "maxSteps": 1,
+            "maxRetries": 1,
+            "maxReplans": 0,
+            "timeoutMs": 60000,
+            "requireApprovalForHighRisk": False,
+        },
+        "context": {"previousAttempts": 0, "inheritedKnowledge": []},
+        "mode": "CAPABILITY_PROBE",
+    }
 
 
 class CanarySpec(Frozen):
@@ -84,14 +108,20 @@ class CanarySpec(Frozen):
 
     count: int = Field(1, ge=0, le=20, description="Canaries started around each fault.")
     input: dict[str, Any] = Field(
-        default_factory=lambda: {"goal": "canary", "steps": 2, "step_seconds": 0.2},
-        description="The canary goal run's input (its goal_run_id is filled in).",
+        default_factory=_capability_probe,
+        description="A whole goal-run input; its `id_field` is set to each canary's own id.",
+    )
+    id_field: str = Field("goalRunId", description="Input field that carries the canary's id.")
+    id_prefix: str = Field(
+        "bytebot-chaos-canary",
+        pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$",
+        description="Canary workflow ids start with this (then fault id and a counter).",
     )
     expected_result: dict[str, Any] = Field(
-        default_factory=lambda: {"status": "COMPLETED", "steps_completed": 2},
-        description="Fields the result must have, with these values.",
+        default_factory=lambda: {"status": "COMPLETED", "stepsCompleted": 1},
+        description="Fields the result must have, with these values (the contract's names).",
     )
-    timeout: Duration = Field(timedelta(minutes=2), description="A canary must finish by then.")
+    timeout: Duration = Field(timedelta(minutes=1), description="A canary must finish by then.")
 
 
 class KafkaTarget(Frozen):
@@ -102,7 +132,31 @@ class KafkaTarget(Frozen):
     step_topic: str = "bytebot.step.events"
     consumer_group: str = "bytebot-consumers"
     lag_tolerance: int = Field(50, ge=0, description="Lag above baseline still counted as drained.")
-    exactly_once: bool = Field(False, description="Fail on duplicate eventIds (else report).")
+    exactly_once: bool = Field(False, description="Fail on duplicate events (else count them).")
+    emit_activity_types: list[str] = Field(
+        default_factory=lambda: ["emitGoalEvent", "emitStepEvent"],
+        description="Activities that write the events: a run's history tells a swallowed emit.",
+    )
+
+
+class DegradationLimits(Frozen):
+    """What "degrades gracefully" allows, measured against the steady state before the fault."""
+
+    min_starts_accepted_pct: float | None = Field(
+        90.0, ge=0, le=100, description="Share of goal-run starts the frontend must accept."
+    )
+    max_start_latency_ratio: float | None = Field(
+        None, gt=0, description="p95 start latency at most this multiple of the baseline's."
+    )
+    max_latency_ratio: float | None = Field(
+        10.0, gt=0, description="p95 end-to-end goal-run latency at most this multiple."
+    )
+    slower_ratio: float = Field(
+        1.5, gt=1, description='p50 latency above this multiple is "slower execution".'
+    )
+    min_latency_samples: int = Field(
+        3, ge=1, description="Fewer closed goal runs than this give no latency ratio."
+    )
 
 
 class Verification(Frozen):
@@ -118,6 +172,10 @@ class Verification(Frozen):
     )
     probe_interval: Duration = Field(timedelta(seconds=5), description="Checks during a hold.")
     max_goal_runs: int = Field(2000, ge=1, description="At most this many goal runs followed.")
+    degradation: DegradationLimits = Field(default_factory=DegradationLimits)
+    latency_lookback: Duration = Field(
+        timedelta(minutes=2), description="Steady-state latency: goal runs closed this long before."
+    )
 
 
 class AbortConditions(Frozen):
