@@ -124,7 +124,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.scenarios import ScenarioActivities
+    from activities.scenario import ScenarioActivities
 
     run_input = build_input(args.scenario)
     resolved = ScenarioActivities(settings.backend, settings.allowed_namespaces).resolve(run_input)
@@ -141,8 +141,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from activities.manifests import render_scenario
-    from activities.scenarios import scenario_of
+    from activities.faults.chaos_mesh.render import render_scenario
+    from activities.scenario import scenario_of
 
     scenario = scenario_of(build_input(args.scenario))
     print(render_scenario(scenario, run_id=args.run_id), end="")

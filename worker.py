@@ -27,9 +27,9 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.backend import FaultBackend
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
+from activities.faults.activities import FaultActivities
+from activities.faults.backend import FaultBackend
+from activities.scenario import ScenarioActivities
 from health import HealthServer
 from settings import Settings
 from workflows.fault import FaultWorkflow
@@ -102,10 +102,10 @@ async def ensure_search_attributes(client: Client) -> None:
 def build_backend(settings: Settings) -> FaultBackend:
     """The fault backend the settings name."""
     if settings.backend == "chaos-mesh":
-        from activities.chaos_mesh import ChaosMeshBackend
+        from activities.faults.chaos_mesh.backend import ChaosMeshBackend
 
         return ChaosMeshBackend.from_settings(settings)
-    from activities.local_faults import LocalBackend
+    from activities.faults.local.backend import LocalBackend
 
     # One root for the local system: the stand-in's state (sut/), the fault proxy's control
     # dir (proxy/) and the backend's own ledger (faults/), laid out as devstack.sut does.
@@ -117,9 +117,9 @@ def build_backend(settings: Settings) -> FaultBackend:
 
 def verification_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
     """The probes of the system under test (Temporal and Kafka)."""
-    from activities.kafka_probe import KafkaProbeActivities
-    from activities.temporal_clients import TemporalClients, TemporalDefaults
-    from activities.temporal_probe import TemporalProbeActivities
+    from activities.kafka.probe import KafkaProbeActivities
+    from activities.verify.clients import TemporalClients, TemporalDefaults
+    from activities.verify.probe import TemporalProbeActivities
     from models.scenario import TlsFiles
 
     tls = None
@@ -159,9 +159,9 @@ def backend_activities(client: Client, settings: Settings, backend: FaultBackend
     """Activities only some backends have (Chaos Mesh: pause/resume, the orphan sweeper)."""
     if settings.backend != "chaos-mesh":
         return []
-    from activities.chaos_mesh import ChaosMeshBackend
-    from activities.chaos_mesh_pause import ChaosMeshActivities
-    from activities.sweeper import SweeperActivities
+    from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+    from activities.faults.chaos_mesh.pause import ChaosMeshActivities
+    from activities.faults.chaos_mesh.sweeper import SweeperActivities
 
     assert isinstance(backend, ChaosMeshBackend)
     return [
@@ -182,7 +182,7 @@ async def run_worker(settings: Settings) -> None:
     if swept:
         log.warning("expired_faults_swept", fault_ids=swept)
     if settings.backend == "chaos-mesh":
-        from activities.sweeper import ensure_sweeper_schedule
+        from activities.faults.chaos_mesh.sweeper import ensure_sweeper_schedule
 
         await ensure_sweeper_schedule(client, settings.task_queue)
     activities = [

@@ -38,8 +38,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from temporalio.testing import ActivityEnvironment
 
-from activities.event_order import EventOrderChecker
-from activities.kafka_probe import KafkaProbeActivities, reader_consumer
+from activities.kafka.order import EventOrderChecker
+from activities.kafka.probe import KafkaProbeActivities, reader_consumer
 from devstack.kafka import KafkaBroker
 from models.kafka import KafkaCheckInput, KafkaPositions, PartitionOffset
 from models.scenario import KafkaTarget

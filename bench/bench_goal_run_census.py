@@ -41,9 +41,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.goal_runs import bounded
-from activities.temporal_clients import TemporalClients, TemporalDefaults
-from activities.temporal_probe import TemporalProbeActivities
+from activities.verify.census import bounded
+from activities.verify.clients import TemporalClients, TemporalDefaults
+from activities.verify.probe import TemporalProbeActivities
 from devstack.temporal import TemporalDevServer
 from models.durations import parse_duration
 from models.ledger import ReplicaQuery, ReplicaSet, TargetRef

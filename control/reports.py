@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.report import ScenarioReport
-from workflows.summary import run_summary
+from models.summary import run_summary
 
 
 def write_report(report: ScenarioReport, directory: Path) -> Path:

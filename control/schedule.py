@@ -18,7 +18,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.schedules import upsert_schedule
+from control.schedules import upsert_schedule
 from models.base import Frozen
 from models.scenario import ScenarioInput
 

@@ -29,10 +29,9 @@ from pydantic import ValidationError
 from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowFailureError
 from temporalio.service import RPCError
 
-from activities.backend import FaultRejected, NotYet
-from activities.chaos_mesh import ChaosMeshBackend
-from activities.chaos_mesh_pause import ChaosMeshActivities
-from activities.kube import (
+from activities.faults.backend import FaultRejected, NotYet
+from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+from activities.faults.chaos_mesh.client import (
     KubeAlreadyExists,
     KubeClient,
     KubeConflict,
@@ -43,9 +42,10 @@ from activities.kube import (
     KubeThrottled,
     classify,
 )
-from activities.manifests import PAUSE_ANNOTATION, render_request
+from activities.faults.chaos_mesh.pause import ChaosMeshActivities
+from activities.faults.chaos_mesh.render import PAUSE_ANNOTATION, render_request
+from activities.faults.chaos_mesh.sweeper import ensure_sweeper_schedule
 from activities.scenario_files import builtin_names, load_builtin
-from activities.sweeper import ensure_sweeper_schedule
 from devstack.kube import KubeApiServer
 from models.ledger import FaultRequest, ReplicaQuery
 from models.report import ScenarioReport, Verdict
@@ -252,7 +252,7 @@ async def test_pause_and_resume_use_the_chaos_mesh_pause_annotation(
     await backend.inject(req)
     await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
     activities = ChaosMeshActivities(backend)
-    assert (await activities.backend.set_paused(req, True)).in_effect is False
+    assert (await activities.faults.backend.set_paused(req, True)).in_effect is False
     stored = await kc.get("networkchaos", ns, req.fault_id)
     assert stored and stored["metadata"]["annotations"][PAUSE_ANNOTATION] == "true"
 

@@ -1,4 +1,4 @@
-"""The pure ordering checker (activities.event_order) on plain data: no broker, no Temporal."""
+"""The pure ordering checker (activities.kafka.order) on plain data: no broker, no Temporal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from activities.event_order import EventOrderChecker
+from activities.kafka.order import EventOrderChecker
 
 GOAL, STEP = "bytebot.goal.events", "bytebot.step.events"
 

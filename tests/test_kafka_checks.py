@@ -1,4 +1,4 @@
-"""The Kafka checks (activities.kafka_probe) against a real single-node broker.
+"""The Kafka checks (activities.kafka.probe) against a real single-node broker.
 
 Ordered streams pass; an out-of-order pair, a missing terminal event, a duplicate and lag
 that does not drain are each found and named with their evidence; a broker restart in the
@@ -26,8 +26,7 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities import names
-from activities.kafka_probe import KafkaProbeActivities
+from activities.kafka.probe import KafkaProbeActivities
 from devstack.kafka import KafkaBroker
 from models.faults import ExpectedBehavior
 from models.judge import judge_fault
@@ -36,7 +35,7 @@ from models.ledger import FaultRecord
 from models.report import Criterion, FaultObservations, Verdict
 from models.scenario import KafkaTarget
 from tests.conftest import assert_eventually
-from workflows import policies
+from workflows import names, policies
 
 
 @pytest.fixture(scope="module")

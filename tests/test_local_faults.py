@@ -22,14 +22,14 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 
-from activities.backend import FaultRejected, NotYet
-from activities.faults import FaultActivities
-from activities.local import procs
-from activities.local.control import read_status, rules_dir
-from activities.local_faults import LocalBackend
+from activities.faults.activities import FaultActivities
+from activities.faults.backend import FaultRejected, NotYet
+from activities.faults.local.backend import LocalBackend
 from devstack.kafka import KafkaBroker
 from devstack.sut import LocalSut, SutPorts
 from devstack.temporal import TemporalDevServer
+from faultproxy import procs
+from faultproxy.control import read_status, rules_dir
 from models.ledger import ReplicaQuery
 from tests.conftest import assert_eventually
 from tests.support.local_requests import confirmed, request, stress_pids

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from activities.manifest_files import SEED_MANIFESTS, expected_manifests, main
-from activities.manifests import (
+from activities.faults.chaos_mesh.render import (
     ANNOTATION_EXPIRES_AT,
     ANNOTATION_RUN_ID,
     LABEL_MANAGED_BY,
@@ -30,6 +29,7 @@ from activities.manifests import (
     run_label,
 )
 from activities.scenario_files import builtin_names, load_builtin
+from control.manifests import SEED_MANIFESTS, expected_manifests, main
 from models.faults import FaultSpec
 from models.ledger import FaultRequest
 
@@ -169,7 +169,7 @@ def test_the_seed_manifests_are_generated_from_the_builtin_scenarios_and_do_not_
     for file, content in expected.items():
         path = REPO / "manifests" / file
         assert path.read_text() == content, (
-            f"{path} is out of date: run `python -m activities.manifests write manifests/`"
+            f"{path} is out of date: run `python -m control.manifests write manifests/`"
         )
     assert main(["check", str(REPO / "manifests")]) == 0
 

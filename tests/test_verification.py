@@ -31,13 +31,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from activities.temporal_clients import (
+from activities.verify.clients import (
     TargetMisconfigured,
     TemporalClients,
     TemporalDefaults,
     resolve_endpoint,
 )
-from activities.temporal_probe import TemporalProbeActivities
+from activities.verify.probe import TemporalProbeActivities
 from devstack.temporal import TemporalDevServer
 from models.ledger import FaultStatus
 from models.observations import HoldProbe, HoldProbeInput, RecoveryInput

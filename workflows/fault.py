@@ -19,7 +19,6 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities import names
     from models.faults import FaultSpec
     from models.judge import judge_fault
     from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions
@@ -37,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from models.report import FaultObservations, FaultReport, Verdict
     from models.run import FaultRunInput
     from models.scenario import Verification
-    from workflows import policies, visibility
+    from workflows import names, policies, visibility
 
 LEDGER_SIGNAL = "fault_recorded"
 T = TypeVar("T")

@@ -20,7 +20,6 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities import names
     from models.faults import FaultSpec
     from models.judge import judge_run
     from models.ledger import FaultRecord, FaultRequest, TargetPreview
@@ -28,9 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from models.report import FaultReport, ScenarioReport, StepReport, Verdict, worst
     from models.run import FaultRunInput, ResolvedScenario, RunStatus
     from models.scenario import Scenario, ScenarioInput, Step
-    from workflows import policies, visibility
+    from models.summary import progress_summary, run_summary
+    from workflows import names, policies, visibility
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
-    from workflows.summary import progress_summary, run_summary
 
 
 def fault_id_for(run_id: str, step: int, fault: FaultSpec) -> str:

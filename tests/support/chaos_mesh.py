@@ -18,14 +18,14 @@ from pydantic import TypeAdapter
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.backend import NotYet
-from activities.chaos_mesh import ChaosMeshBackend
-from activities.chaos_mesh_pause import ChaosMeshActivities
-from activities.faults import FaultActivities
-from activities.kube import KubeClient
-from activities.manifests import KINDS
-from activities.scenarios import ScenarioActivities
-from activities.sweeper import SweeperActivities
+from activities.faults.activities import FaultActivities
+from activities.faults.backend import NotYet
+from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+from activities.faults.chaos_mesh.client import KubeClient
+from activities.faults.chaos_mesh.pause import ChaosMeshActivities
+from activities.faults.chaos_mesh.render import KINDS
+from activities.faults.chaos_mesh.sweeper import SweeperActivities
+from activities.scenario import ScenarioActivities
 from models.faults import FaultSpec
 from models.ledger import FaultRequest, Injection
 from models.scenario import Scenario, ScenarioInput

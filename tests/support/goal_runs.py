@@ -26,7 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.backend import NotYet
+from activities.faults.backend import NotYet
 from models.ledger import (
     FaultRequest,
     Injection,

@@ -15,8 +15,8 @@ from uuid import uuid4
 
 from pydantic import TypeAdapter
 
-from activities.backend import NotYet
-from activities.local_faults import LocalBackend
+from activities.faults.backend import NotYet
+from activities.faults.local.backend import LocalBackend
 from models.faults import FaultSpec
 from models.ledger import FaultRequest, Injection
 

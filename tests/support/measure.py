@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from activities.local import procs
 from devstack.sut import LocalSut
+from faultproxy import procs
 
 
 def replica(sut: LocalSut, name: str) -> dict[str, Any]:

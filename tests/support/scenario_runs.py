@@ -12,8 +12,8 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
+from activities.faults.activities import FaultActivities
+from activities.scenario import ScenarioActivities
 from models.scenario import Scenario, ScenarioInput
 from tests.support.standins import HealthyProbes, MarkerBackend
 from worker import build_worker

@@ -16,8 +16,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities import names
-from activities.backend import FaultRejected
+from activities.faults.backend import FaultRejected
 from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions, LagReport
 from models.ledger import (
     FaultRequest,
@@ -39,6 +38,7 @@ from models.observations import (
     RecoveryInput,
 )
 from models.scenario import KafkaTarget
+from workflows import names
 
 REPLICA = TargetRef(namespace="bytebot", name="replica-0", uid="1", ready=True, restarts=0)
 

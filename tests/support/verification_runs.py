@@ -21,15 +21,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import names
-from activities.faults import FaultActivities
-from activities.temporal_clients import TemporalClients
-from activities.temporal_probe import TemporalProbeActivities
+from activities.faults.activities import FaultActivities
+from activities.verify.clients import TemporalClients
+from activities.verify.probe import TemporalProbeActivities
 from models.observations import ProbeContext
 from models.report import Criterion, ScenarioReport
 from models.run import ResolvedScenario
 from models.scenario import Scenario, ScenarioInput
 from tests.support.goal_runs import SUT_NAMESPACE, StandInBackend, SystemUnderTest
+from workflows import names
 from workflows.fault import FaultWorkflow
 from workflows.scenario import ChaosScenarioWorkflow
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
+from activities.faults.activities import FaultActivities
+from activities.scenario import ScenarioActivities
 from tests.support.standins import HealthyProbes, MarkerBackend
 from worker import build_worker
 
