@@ -182,7 +182,7 @@ async def run_worker(settings: Settings) -> None:
     if swept:
         log.warning("expired_faults_swept", fault_ids=swept)
     if settings.backend == "chaos-mesh":
-        from activities.faults.chaos_mesh.sweeper import ensure_sweeper_schedule
+        from control.schedules import ensure_sweeper_schedule
 
         await ensure_sweeper_schedule(client, settings.task_queue)
     activities = [

@@ -25,7 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from control.reports import print_table, write_report
 from control.runs import build_input, follow_run, start_run, ui_link
-from devstack.kafka import KafkaBroker, install
+from devstack.kafka import KafkaBroker
+from devstack.kafka_install import install
 from devstack.ports import free_port
 from devstack.processes import stop_process_group
 from devstack.sut import LocalSut, SutPorts

@@ -44,8 +44,8 @@ from activities.faults.chaos_mesh.client import (
 )
 from activities.faults.chaos_mesh.pause import ChaosMeshActivities
 from activities.faults.chaos_mesh.render import PAUSE_ANNOTATION, render_request
-from activities.faults.chaos_mesh.sweeper import ensure_sweeper_schedule
 from activities.scenario_files import builtin_names, load_builtin
+from control.schedules import ensure_sweeper_schedule
 from devstack.kube import KubeApiServer
 from models.ledger import FaultRequest, ReplicaQuery
 from models.report import ScenarioReport, Verdict

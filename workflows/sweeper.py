@@ -1,9 +1,8 @@
 """ChaosOrphanSweeperWorkflow: delete chaos objects that outlived their run, report stuck ones.
 
 Runs on its own Temporal Schedule (`bytebot-chaos-orphan-sweeper`, every 5 minutes, overlap
-skip; created by `activities.faults.chaos_mesh.sweeper.ensure_sweeper_schedule`). Lists this
-tool's objects, asks Temporal which owning runs still run, decides with `models.sweep.plan_sweep`
-against
+skip; created by `control.schedules.ensure_sweeper_schedule`). Lists this tool's objects,
+asks Temporal which owning runs still run, decides with `models.sweep.plan_sweep` against
 `workflow.now()`, deletes the orphans, and returns what it did. Deterministic: all I/O is in
 the activities. It never forces a finalizer; stuck deletions are reported in the result.
 """

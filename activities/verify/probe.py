@@ -22,17 +22,15 @@ from typing import Any
 
 import structlog
 from temporalio import activity
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from activities.faults.backend import FaultBackend
-from activities.verify.canaries import oldest_unpolled_task, start_canary
+from activities.verify.canaries import start_canary
 from activities.verify.census import STATUS_WORDS, beat, census, goal_runs_query, literal
 from activities.verify.clients import TemporalClients
-from activities.verify.goal_runs import check_goal_runs
-from activities.verify.recovery import all_replicas, await_recovery, replica_problems
+from activities.verify.goal_runs import GoalRunCheck
+from activities.verify.pollers import Pollers
+from activities.verify.recovery import RecoveryWatch, all_replicas, replica_problems
 from models.durations import format_duration
 from models.observations import (
     Baseline,
@@ -95,32 +93,17 @@ class TemporalProbeActivities:
         self.poll_grace = poll_grace
         self.poll_refresh = poll_refresh
         self.tick = tick
+        self.pollers = Pollers(grace=poll_grace, refresh=poll_refresh)
+        self.goal_runs = GoalRunCheck(
+            backend, concurrency=concurrency, max_histories=max_histories, tick=tick
+        )
+        self.recovery = RecoveryWatch(backend, self.pollers, tick=tick)
 
     async def live_pollers(
         self, client: Client, target: TemporalTarget, canary_ids: list[str]
     ) -> tuple[int, datetime | None, list[str]]:
         """Live pollers of the goal runs' task queue, since when none polled, and notes."""
-        now = datetime.now(UTC)
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=client.namespace, task_queue=TaskQueue(name=target.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            ),
-            retry=True, timeout=timedelta(seconds=10),
-        )  # fmt: skip
-        polled = {p.identity: p.last_access_time.ToDatetime(UTC) for p in described.pollers}
-        live = {who: at for who, at in polled.items() if now - at < self.poll_refresh}
-        notes = []
-        waiting = await oldest_unpolled_task(client, canary_ids, self.poll_grace, now)
-        since = None
-        if waiting is not None:
-            canary_id, scheduled = waiting
-            live = {who: at for who, at in live.items() if at > scheduled}
-            waited = (now - scheduled).total_seconds()
-            notes.append(f"canary {canary_id}'s first workflow task waited {waited:.1f}s")
-            since = None if live else scheduled
-        notes.append(f"{len(polled)} poller(s) listed, {len(live)} live: {sorted(live)}")
-        return len(live), since, notes
+        return await self.pollers.live(client, target, canary_ids)
 
     @activity.defn(name=names.CHECK_STEADY_STATE)
     async def check_steady_state(self, ctx: ProbeContext) -> Baseline:
@@ -219,7 +202,7 @@ class TemporalProbeActivities:
     async def await_recovery(self, recovery: RecoveryInput) -> RecoveryCheck:
         """Wait for pollers, ready replicas and a completed canary; measure time to recovery."""
         client = await self.clients.get(recovery.context.verification.temporal)
-        check = await await_recovery(self, client, recovery)
+        check = await self.recovery.run(client, recovery)
         _logger(recovery.context).info(
             "recovery_checked", recovered=check.recovered, ttr_s=check.time_to_recovery_s,
             problems=check.problems, breach=check.breach,
@@ -230,7 +213,7 @@ class TemporalProbeActivities:
     async def check_goal_runs(self, inp: GoalRunsInput) -> GoalRunsCheck:
         """Wait until the baseline goal runs and canaries closed (or the deadline); classify."""
         client = await self.clients.get(inp.context.verification.temporal)
-        check = await check_goal_runs(self, client, inp)
+        check = await self.goal_runs.run(client, inp)
         _logger(inp.context).info(
             "goal_runs_checked", checked=check.checked, completed=check.completed,
             progressing=check.progressing, losses=[x.workflow_id for x in check.losses],

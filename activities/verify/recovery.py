@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.faults.backend import FaultBackend
 from activities.verify.canaries import CanaryOutcome, canary_outcome, start_canary
 from activities.verify.census import beat
+from activities.verify.pollers import Pollers
 from models.durations import format_duration
 from models.faults import PodTarget, SelectMode
 from models.ledger import ReplicaQuery, ReplicaSet
 from models.observations import RecoveryCheck, RecoveryInput
-
-if TYPE_CHECKING:
-    from activities.verify.probe import TemporalProbeActivities
 
 #: The conditions of a recovery, by the name its heartbeat and evidence use.
 POLLERS, REPLICAS, CANARY = "pollers", "replicas", "canary"
@@ -66,50 +64,62 @@ def _resumed() -> dict[str, datetime]:
     return {k: datetime.fromisoformat(v) for k, v in details.items() if isinstance(v, str)}
 
 
-async def await_recovery(
-    probe: TemporalProbeActivities, client: Client, inp: RecoveryInput
-) -> RecoveryCheck:
-    """Poll until pollers, replicas and a canary are back, or the settle window ends."""
-    ctx = inp.context
-    target, spec = ctx.verification.temporal, ctx.verification.canary
-    give_up = inp.recovered_at + ctx.verification.settle
-    limit = ctx.abort.max_recovery
-    if limit is not None:
-        # Past the abort limit, waiting longer only delays the abort.
-        give_up = min(give_up, inp.recovered_at + limit)
-    canary_id = f"{ctx.fault_id}-recovery" if spec.count else None
-    started = False
-    first = _resumed()
-    outcome: CanaryOutcome | None = None
-    pollers, replicas = 0, ReplicaSet()
-    notes: list[str] = []
-    want_ready = inp.baseline.replicas.ready
-    while True:
-        now = datetime.now(UTC)
-        if canary_id and not started:
-            started = (await start_canary(client, target, spec, canary_id)).ok
-        pollers, _, notes = await probe.live_pollers(
-            client, target, [canary_id] if canary_id and started else []
-        )
-        replicas = await probe.backend.read_replicas(all_replicas(ctx.target))
-        # A condition counts from the start of its latest streak: a gone poller may still
-        # look live until a canary's task has waited long enough to prove otherwise.
-        _streak(first, POLLERS, pollers > 0, now)
-        _streak(
-            first, REPLICAS,
-            replicas.ready >= want_ready and not replica_problems(replicas, ctx.target), now,
-        )  # fmt: skip
-        if canary_id and started:
-            outcome = await canary_outcome(client, canary_id, spec.expected_result)
-            if outcome.ok:
-                first.setdefault(CANARY, outcome.closed_at or now)
-        needed = {POLLERS, REPLICAS} | ({CANARY} if canary_id else set())
-        canary_final = outcome is not None and not outcome.running and not outcome.ok
-        if needed <= first.keys() or canary_final or now >= give_up:
-            break
-        beat({k: v.isoformat() for k, v in first.items()})
-        await asyncio.sleep(probe.tick.total_seconds())
-    return _report(inp, first, needed, pollers, replicas, outcome, canary_id, notes, limit)
+class RecoveryWatch:
+    """The recovery check, with what it reads through.
+
+    Args:
+        backend: The fault backend, read for worker replicas.
+        pollers: Reads the live pollers of the goal runs' task queue.
+        tick: Pause between two turns of the waiting loop.
+    """
+
+    def __init__(self, backend: FaultBackend, pollers: Pollers, *, tick: timedelta) -> None:
+        self.backend = backend
+        self.pollers = pollers
+        self.tick = tick
+
+    async def run(self, client: Client, inp: RecoveryInput) -> RecoveryCheck:
+        """Poll until pollers, replicas and a canary are back, or the settle window ends."""
+        ctx = inp.context
+        target, spec = ctx.verification.temporal, ctx.verification.canary
+        give_up = inp.recovered_at + ctx.verification.settle
+        limit = ctx.abort.max_recovery
+        if limit is not None:
+            # Past the abort limit, waiting longer only delays the abort.
+            give_up = min(give_up, inp.recovered_at + limit)
+        canary_id = f"{ctx.fault_id}-recovery" if spec.count else None
+        started = False
+        first = _resumed()
+        outcome: CanaryOutcome | None = None
+        pollers, replicas = 0, ReplicaSet()
+        notes: list[str] = []
+        want_ready = inp.baseline.replicas.ready
+        while True:
+            now = datetime.now(UTC)
+            if canary_id and not started:
+                started = (await start_canary(client, target, spec, canary_id)).ok
+            pollers, _, notes = await self.pollers.live(
+                client, target, [canary_id] if canary_id and started else []
+            )
+            replicas = await self.backend.read_replicas(all_replicas(ctx.target))
+            # A condition counts from the start of its latest streak: a gone poller may still
+            # look live until a canary's task has waited long enough to prove otherwise.
+            _streak(first, POLLERS, pollers > 0, now)
+            _streak(
+                first, REPLICAS,
+                replicas.ready >= want_ready and not replica_problems(replicas, ctx.target), now,
+            )  # fmt: skip
+            if canary_id and started:
+                outcome = await canary_outcome(client, canary_id, spec.expected_result)
+                if outcome.ok:
+                    first.setdefault(CANARY, outcome.closed_at or now)
+            needed = {POLLERS, REPLICAS} | ({CANARY} if canary_id else set())
+            canary_final = outcome is not None and not outcome.running and not outcome.ok
+            if needed <= first.keys() or canary_final or now >= give_up:
+                break
+            beat({k: v.isoformat() for k, v in first.items()})
+            await asyncio.sleep(self.tick.total_seconds())
+        return _report(inp, first, needed, pollers, replicas, outcome, canary_id, notes, limit)
 
 
 def _report(

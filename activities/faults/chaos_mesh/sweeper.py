@@ -1,4 +1,4 @@
-"""The orphan sweeper's activities, and the Temporal Schedule that runs its workflow.
+"""The orphan sweeper's activities (its schedule is `control.schedules`').
 
 List the chaos objects this tool labelled in the allowed namespaces, look up each owning run's
 status in Temporal, and delete the orphans the workflow picked (`models.sweep.plan_sweep`).
@@ -11,20 +11,13 @@ finalizer: a stuck deletion is listed with its finalizers and the state of its t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
 from temporalio import activity
 from temporalio.client import (
     Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleHandle,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
     WorkflowExecutionStatus,
 )
 from temporalio.service import RPCError, RPCStatusCode
@@ -37,7 +30,6 @@ from activities.faults.chaos_mesh.render import (
     LABEL_STEP,
     MANAGED_SELECTOR,
 )
-from control.schedules import upsert_schedule
 from models.sweep import (
     NOT_FOUND,
     RUNNING,
@@ -52,7 +44,6 @@ from models.sweep import (
 from workflows import names
 
 log = structlog.get_logger(__name__)
-SWEEP_EVERY = timedelta(minutes=5)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -168,31 +159,3 @@ class SweeperActivities:
     def all(self) -> list[object]:
         """Every activity of this class, for the worker."""
         return [self.list_chaos_objects, self.check_chaos_runs, self.delete_chaos_objects]
-
-
-def sweeper_schedule(task_queue: str, every: timedelta, sweep: SweepInput) -> Schedule:
-    """The schedule: the sweeper workflow every `every`, never two at once."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            names.SWEEPER_WORKFLOW, sweep, id=names.SWEEPER_SCHEDULE_ID,
-            task_queue=task_queue, execution_timeout=max(every, timedelta(minutes=5)),
-            static_summary="delete chaos objects whose run is gone or whose expiry passed",
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )  # fmt: skip
-
-
-async def ensure_sweeper_schedule(
-    client: Client, task_queue: str, *, every: timedelta = SWEEP_EVERY,
-    sweep: SweepInput | None = None,
-) -> ScheduleHandle:  # fmt: skip
-    """Create the schedule `bytebot-chaos-orphan-sweeper`, or bring an existing one up to date.
-
-    Called by the worker at start (and by the CLI); safe to call any number of times.
-    """
-    schedule = sweeper_schedule(task_queue, every, sweep or SweepInput())
-    outcome = await upsert_schedule(client, names.SWEEPER_SCHEDULE_ID, schedule)
-    log.info(f"sweeper_schedule_{outcome}", every=str(every), task_queue=task_queue)
-    handle = client.get_schedule_handle(names.SWEEPER_SCHEDULE_ID)
-    return handle
