@@ -156,16 +156,14 @@ def build_worker(
 
 
 def backend_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
-    """Activities only some backends have (Chaos Mesh: pause/resume, the orphan sweeper)."""
+    """Activities only some backends have (Chaos Mesh: the orphan sweeper)."""
     if settings.backend != "chaos-mesh":
         return []
     from activities.faults.chaos_mesh.backend import ChaosMeshBackend
-    from activities.faults.chaos_mesh.pause import ChaosMeshActivities
     from activities.faults.chaos_mesh.sweeper import SweeperActivities
 
     assert isinstance(backend, ChaosMeshBackend)
     return [
-        *ChaosMeshActivities(backend).all(),
         *SweeperActivities(backend.kube, client, settings.allowed_namespaces).all(),
     ]
 

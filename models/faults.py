@@ -341,4 +341,3 @@ FaultSpec = Annotated[
     Field(discriminator="action"),
 ]
 
-NETWORK_FAULTS = (NetworkDelay, NetworkLoss, NetworkPartition, NetworkBandwidth)

@@ -54,9 +54,6 @@ class KafkaCheckInput(Frozen):
     lag_samples: list[KafkaPositions] = Field(
         default_factory=list, description="Positions read during the fault, for the lag's peak."
     )
-    clock_skew_ms: int = Field(
-        default=0, ge=0, description="Timestamps of different keys may disagree by this much."
-    )
 
 
 class LagSample(Frozen):

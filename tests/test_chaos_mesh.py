@@ -42,8 +42,7 @@ from activities.faults.chaos_mesh.client import (
     KubeThrottled,
     classify,
 )
-from activities.faults.chaos_mesh.pause import ChaosMeshActivities
-from activities.faults.chaos_mesh.render import PAUSE_ANNOTATION, render_request
+from activities.faults.chaos_mesh.render import render_request
 from activities.scenario_files import builtin_names, load_builtin
 from control.schedules import ensure_sweeper_schedule
 from devstack.kube import KubeApiServer
@@ -243,33 +242,6 @@ async def test_the_dry_run_previews_targets_and_validates_server_side_creating_n
     assert not outside.accepted and outside.targets == []
     assert outside.problems == [f"namespace 'kube-system' is not allowed for chaos (allowed: {ns})"]
     assert await objects(kc, ns) == []
-
-
-async def test_pause_and_resume_use_the_chaos_mesh_pause_annotation(
-    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
-) -> None:
-    req = request(ns, {"action": "network-partition", "duration": "30s"})
-    await backend.inject(req)
-    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
-    activities = ChaosMeshActivities(backend)
-    assert (await activities.faults.backend.set_paused(req, True)).in_effect is False
-    stored = await kc.get("networkchaos", ns, req.fault_id)
-    assert stored and stored["metadata"]["annotations"][PAUSE_ANNOTATION] == "true"
-
-    async def paused() -> None:
-        try:
-            await backend.confirm(req)
-        except NotYet as err:
-            assert "Paused" in str(err)
-        else:
-            raise AssertionError("still confirmed in effect")
-
-    await assert_eventually(paused, timeout_s=10)
-    await backend.set_paused(req, False)
-    stored = await kc.get("networkchaos", ns, req.fault_id)
-    assert stored and PAUSE_ANNOTATION not in stored["metadata"]["annotations"]
-    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
-    await backend.recover(req)
 
 
 async def test_recover_waits_for_the_finalizer_and_says_what_holds_it(

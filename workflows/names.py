@@ -14,7 +14,6 @@ PREVIEW_FAULT = "preview_fault"
 INJECT_FAULT = "inject_fault"
 CONFIRM_FAULT = "confirm_fault"
 RECOVER_FAULT = "recover_fault"
-READ_REPLICAS = "read_replicas"
 
 # Verification of the system under test (its Temporal namespace and worker replicas).
 CHECK_STEADY_STATE = "check_steady_state"
@@ -26,12 +25,6 @@ CHECK_GOAL_RUNS = "check_goal_runs"
 READ_KAFKA_POSITIONS = "read_kafka_positions"
 CHECK_KAFKA_EVENTS = "check_kafka_events"
 
-FAULT_ACTIVITIES = (PREVIEW_FAULT, INJECT_FAULT, CONFIRM_FAULT, RECOVER_FAULT, READ_REPLICAS)
-
-# Pausing a running Chaos Mesh experiment (annotation `experiment.chaos-mesh.org/pause`).
-PAUSE_FAULT = "pause_fault"
-RESUME_FAULT = "resume_fault"
-
 # The orphan sweeper (Chaos Mesh backend only).
 LIST_CHAOS_OBJECTS = "list_chaos_objects"
 CHECK_CHAOS_RUNS = "check_chaos_runs"
@@ -39,5 +32,3 @@ DELETE_CHAOS_OBJECTS = "delete_chaos_objects"
 
 SWEEPER_WORKFLOW = "ChaosOrphanSweeperWorkflow"
 SWEEPER_SCHEDULE_ID = "bytebot-chaos-orphan-sweeper"
-
-SWEEPER_ACTIVITIES = (LIST_CHAOS_OBJECTS, CHECK_CHAOS_RUNS, DELETE_CHAOS_OBJECTS)

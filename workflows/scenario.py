@@ -249,7 +249,6 @@ class ChaosScenarioWorkflow:
                 FaultWorkflow.run,
                 FaultRunInput(
                     request=request,
-                    parent_workflow_id=workflow.info().workflow_id,
                     context=ProbeContext(
                         run_id=request.run_id,
                         fault_id=request.fault_id,

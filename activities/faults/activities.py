@@ -9,8 +9,8 @@ from __future__ import annotations
 import structlog
 from temporalio import activity
 
-from activities.faults.backend import FaultBackend, FaultRejected
-from models.ledger import FaultRequest, Injection, Recovery, ReplicaQuery, ReplicaSet, TargetPreview
+from activities.faults.backend import FaultBackend, FaultRejected, NotYet
+from models.ledger import FaultRequest, Injection, Recovery, TargetPreview
 from workflows import names
 
 log = structlog.get_logger(__name__)
@@ -66,16 +66,10 @@ class FaultActivities:
         """Recover the fault (idempotent: a fault already gone is recovered)."""
         recovery = await self.backend.recover(request)
         _bound(request).info("fault_recovered", recovered=recovery.recovered)
+        if not recovery.recovered:  # e.g. the proxy still applies the rule: poll by retrying
+            raise NotYet("not recovered yet: " + "; ".join(recovery.evidence))
         return recovery
-
-    @activity.defn(name=names.READ_REPLICAS)
-    async def read_replicas(self, query: ReplicaQuery) -> ReplicaSet:
-        """The worker replicas as the backend sees them."""
-        return await self.backend.read_replicas(query)
 
     def all(self) -> list[object]:
         """Every activity of this adapter, for the worker."""
-        return [
-            self.preview_fault, self.inject_fault, self.confirm_fault,
-            self.recover_fault, self.read_replicas,
-        ]  # fmt: skip
+        return [self.preview_fault, self.inject_fault, self.confirm_fault, self.recover_fault]

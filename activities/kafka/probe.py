@@ -138,8 +138,7 @@ class _CheckRun:
     ) -> None:  # fmt: skip
         self.probe, self.check, self.session, self.attempt = probe, check, session, attempt
         target = check.kafka
-        self.checker = EventOrderChecker(target.goal_topic, target.step_topic,
-                                         clock_skew_ms=check.clock_skew_ms)  # fmt: skip
+        self.checker = EventOrderChecker(target.goal_topic, target.step_topic)
         self.progress = progress
         self.started_at = progress.started_at if progress else datetime.now(UTC)
         self.baseline = check.start.total_lag

@@ -47,15 +47,6 @@ STATUS_WORDS = {
     WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued-as-new",
     WorkflowExecutionStatus.TIMED_OUT: "timed-out",
 }
-#: Closed states that lose a goal run's work.
-LOST = frozenset(
-    {
-        WorkflowExecutionStatus.FAILED,
-        WorkflowExecutionStatus.CANCELED,
-        WorkflowExecutionStatus.TERMINATED,
-        WorkflowExecutionStatus.TIMED_OUT,
-    }
-)
 
 
 def beat(*details: Any) -> None:

@@ -22,7 +22,6 @@ from activities.faults.activities import FaultActivities
 from activities.faults.backend import NotYet
 from activities.faults.chaos_mesh.backend import ChaosMeshBackend
 from activities.faults.chaos_mesh.client import KubeClient
-from activities.faults.chaos_mesh.pause import ChaosMeshActivities
 from activities.faults.chaos_mesh.render import KINDS
 from activities.faults.chaos_mesh.sweeper import SweeperActivities
 from activities.scenario import ScenarioActivities
@@ -99,7 +98,7 @@ class Runs:
         self.task_queue = f"chaos-mesh-{uuid.uuid4()}"
         activities: list[Any] = [
             *ScenarioActivities("chaos-mesh", [ns]).all(), *FaultActivities(backend).all(),
-            *ChaosMeshActivities(backend).all(), *HealthyProbes().all(),
+            *HealthyProbes().all(),
             *SweeperActivities(kc, client, [ns]).all(),
         ]  # fmt: skip
         self.worker = Worker(

@@ -9,8 +9,7 @@ object, the pods it may hit are written into an annotation, so that confirming a
 
 It never talks to the API server directly (only through `activities.faults.chaos_mesh.client`)
 and never forces a finalizer off: a deletion that does not finish is reported, and retried, not
-hidden. The pause and resume activities over `set_paused` live in
-`activities.faults.chaos_mesh.pause`.
+hidden.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from activities.faults.chaos_mesh.render import (
     KINDS,
     LABEL_STEP,
     MANAGED_SELECTOR,
-    PAUSE_ANNOTATION,
     PeerMap,
     RenderError,
     kind_of,
@@ -344,18 +342,3 @@ class ChaosMeshBackend:
         if swept:
             log.warning("expired_chaos_objects_deleted", names=swept)
         return swept
-
-    # -- pause and resume ---------------------------------------------------------------
-
-    async def set_paused(self, request: FaultRequest, paused: bool) -> Injection:
-        """Pause (Chaos Mesh recovers the targets) or resume the fault's experiment."""
-        fault = request.fault
-        self._check_namespace(fault.target.namespace)
-        patch = {"metadata": {"annotations": {PAUSE_ANNOTATION: "true" if paused else None}}}
-        obj = await self.kube.merge_patch(
-            kind_of(fault).plural, fault.target.namespace, request.fault_id, patch
-        )
-        verb = "paused" if paused else "resumed"
-        return Injection(
-            evidence=[f"{obj['kind']} {request.fault_id} {verb}"], in_effect=not paused
-        )

@@ -229,17 +229,6 @@ class KubeClient:
             return False
         return True
 
-    async def merge_patch(
-        self, plural: str, namespace: str, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]:
-        """A JSON merge patch of an object (annotations, for pause and resume)."""
-        patched: dict[str, Any] = await self._call(
-            f"patch {plural} {namespace}/{name}", self._custom.patch_namespaced_custom_object,
-            GROUP, VERSION, namespace, plural, name, patch,
-            _content_type="application/merge-patch+json",
-        )  # fmt: skip
-        return patched
-
     async def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Pods of a namespace carrying every one of `labels`, as plain dicts."""
         response: Any = await self._call(

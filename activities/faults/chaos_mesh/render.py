@@ -58,8 +58,6 @@ LABEL_STEP = "chaos.bytebot.io/step"
 LABEL_ACTION = "chaos.bytebot.io/action"
 ANNOTATION_RUN_ID = "chaos.bytebot.io/run-id"
 ANNOTATION_EXPIRES_AT = "chaos.bytebot.io/expires-at"
-#: Chaos Mesh pauses an experiment (and recovers its targets) while this annotation is "true".
-PAUSE_ANNOTATION = "experiment.chaos-mesh.org/pause"
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={TOOL}"
 MANUAL_RUN = "manual"
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -82,7 +80,6 @@ NETWORK_CHAOS = ChaosKind("NetworkChaos", "networkchaos")
 DNS_CHAOS = ChaosKind("DNSChaos", "dnschaos")
 STRESS_CHAOS = ChaosKind("StressChaos", "stresschaos")
 KINDS = (POD_CHAOS, NETWORK_CHAOS, DNS_CHAOS, STRESS_CHAOS)
-KIND_BY_NAME = {k.kind: k for k in KINDS}
 
 
 class PeerTarget(Frozen):

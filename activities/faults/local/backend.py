@@ -176,7 +176,8 @@ class LocalBackend:
                 return Recovery(recovered=True, evidence=["nothing was injected for this fault"])
             if entry.phase == "recovered":
                 return Recovery(recovered=True, evidence=entry.recovery_evidence)
-            return Recovery(recovered=True, evidence=await self._undo(entry))
+            done, evidence = await self._undo(entry)
+            return Recovery(recovered=done, evidence=evidence)
 
     async def read_replicas(self, query: ReplicaQuery) -> ReplicaSet:
         """Every replica the query's selector matches (not a selection)."""
@@ -233,8 +234,11 @@ class LocalBackend:
         )  # fmt: skip
         return self.ledger.save(entry)
 
-    async def _undo(self, entry: FaultEntry) -> list[str]:
-        evidence = await self._family(entry.action).undo(entry)
+    async def _undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
+        done, evidence = await self._family(entry.action).undo(entry)
+        if not done:  # the entry stays open: a retry (or the janitor) undoes it again
+            log.warning("local_fault_lingers", fault_id=entry.fault_id, evidence=evidence)
+            return False, evidence
         entry.phase, entry.recovered_at, entry.recovery_evidence = (
             "recovered",
             time.time(),
@@ -242,7 +246,7 @@ class LocalBackend:
         )
         self.ledger.save(entry)
         log.info("local_fault_undone", fault_id=entry.fault_id, action=entry.action)
-        return evidence
+        return True, evidence
 
     def _family(self, action: str) -> Family:
         try:

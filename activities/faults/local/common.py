@@ -66,8 +66,8 @@ class Family(Protocol):
         """Whether the fault is in effect, and the evidence either way."""
         ...
 
-    async def undo(self, entry: FaultEntry) -> list[str]:
-        """End the fault from its entry alone; the evidence that it is gone."""
+    async def undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
+        """End the fault from its entry alone: whether nothing of it is left, and the evidence."""
         ...
 
 

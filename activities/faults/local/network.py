@@ -145,7 +145,7 @@ class NetworkFaults:
             evidence.append(f"rule not applied yet on {', '.join(missing)}")
         return not missing, evidence
 
-    async def undo(self, entry: FaultEntry) -> list[str]:
+    async def undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
         """Withdraw the rule and wait until the proxy stops applying it."""
         removed = remove_rule(self.env.proxy_control_dir, entry.fault_id)
         since = time.time()
@@ -158,7 +158,7 @@ class NetworkFaults:
 
         gone = await poll_until(withdrawn, WITHDRAW_WAIT_S, self.env.beat, "proxy drops rule")
         verb = "withdrawn" if removed else "already gone"
-        return [
+        return gone, [
             f"proxy rule {verb}; "
             + ("the proxy no longer applies it" if gone else "the proxy still listed it")
         ]

@@ -102,7 +102,7 @@ class PodFaults:
                     ok = ok and now.last_exit_reason == "OOMKilled"
         return ok, evidence
 
-    async def undo(self, entry: FaultEntry) -> list[str]:
+    async def undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
         """Lift holds, stop helpers, and report each target back (or not yet)."""
         removed = _remove_holds(entry.hold_files, entry.fault_id)
         evidence = [f"hold file {hold} removed" for hold in removed]
@@ -121,7 +121,7 @@ class PodFaults:
         try:
             state = self.env.replicas()
         except StandinUnavailable as e:
-            return [*evidence, f"cannot tell whether the replicas are back: {e}"]
+            return True, [*evidence, f"cannot tell whether the replicas are back: {e}"]
         for target in entry.targets:
             now = state.replica(target.name)
             if now is None or not now.pid:
@@ -129,7 +129,9 @@ class PodFaults:
             else:
                 ready = "ready" if now.ready else f"running but not ready after {BACK_WAIT_S:.0f}s"
                 evidence.append(f"{target.name}: back as pid {now.pid}, {ready}")
-        return evidence
+        # The fault (hold file, OOM helper) is gone; replicas that do not come back are the
+        # system's failure to recover, which the recovery check reports, not the backend.
+        return True, evidence
 
     async def _running(self, entry: FaultEntry, target: TargetSnapshot) -> ReplicaView | None:
         """The target's current state once it has a pid (waits a little for a restart)."""

@@ -130,14 +130,15 @@ class StressFaults:
             evidence.append(line)
         return ok, evidence
 
-    async def undo(self, entry: FaultEntry) -> list[str]:
+    async def undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
         """Kill each stressor's process group and wait until it is gone."""
-        evidence = []
+        evidence, all_gone = [], True
         for pid in entry.helper_pids:
             killed = procs.kill_group(pid)
             gone = await poll_until(
                 _group_gone(pid), KILL_WAIT_S, self.env.beat, f"stress-ng {pid} gone"
             )
+            all_gone = all_gone and gone
             state = "gone" if gone else "still exiting"
             evidence.append(
                 f"stress-ng {pid}: killed {len(killed)} processes, {state}"
@@ -147,7 +148,7 @@ class StressFaults:
             if target.memory_cgroup:
                 now = procs.memory_usage(Path(target.memory_cgroup))
                 evidence.append(f"{target.name}: cgroup memory now {mib(now)}")
-        return evidence
+        return all_gone, evidence
 
     async def _cpu_cores(self, target: TargetSnapshot, members: list[int]) -> tuple[float, float]:
         """Over a short window, in cores: CPU used by the target's cpu cgroup (or by the
