@@ -79,9 +79,12 @@ async def connect(settings: Settings) -> Client:
             server_root_ca_cert=read(settings.temporal_tls_ca),
         )
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key, tls=tls, data_converter=pydantic_data_converter,
-    )  # fmt: skip
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=tls,
+        data_converter=pydantic_data_converter,
+    )
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -90,10 +93,11 @@ async def ensure_search_attributes(client: Client) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=client.namespace,
-                search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                                   for k in SEARCH_ATTRIBUTES},
+                search_attributes={
+                    k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in SEARCH_ATTRIBUTES
+                },
             )
-        )  # fmt: skip
+        )
     except RPCError as err:
         # AlreadyExists is the common case; a cloud namespace may forbid the operator API.
         log.info("search_attributes_not_added", reason=err.message)
@@ -134,9 +138,11 @@ def verification_activities(client: Client, settings: Settings, backend: FaultBa
             server_ca=text(settings.temporal_tls_ca),
         )
     defaults = TemporalDefaults(
-        address=settings.temporal_address, namespace=settings.temporal_namespace,
-        tls=tls, api_key=settings.temporal_api_key,
-    )  # fmt: skip
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=tls,
+        api_key=settings.temporal_api_key,
+    )
     clients = TemporalClients(defaults, own=client)
     return [
         *TemporalProbeActivities(clients, backend).all(),
@@ -149,10 +155,14 @@ def build_worker(
 ) -> Worker:
     """A Worker for the chaos workflows with the given activities."""
     return Worker(
-        client, task_queue=task_queue, workflows=WORKFLOWS, activities=list(activities),
-        workflow_runner=workflow_runner(), graceful_shutdown_timeout=timedelta(seconds=20),
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=list(activities),
+        workflow_runner=workflow_runner(),
+        graceful_shutdown_timeout=timedelta(seconds=20),
         **options,
-    )  # fmt: skip
+    )
 
 
 def backend_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
@@ -194,8 +204,13 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker_started", task_queue=settings.task_queue, backend=settings.backend,
-             address=settings.temporal_address, namespace=settings.temporal_namespace)  # fmt: skip
+    log.info(
+        "worker_started",
+        task_queue=settings.task_queue,
+        backend=settings.backend,
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+    )
     async with worker:
         if health:
             health.ready = True

@@ -67,8 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(content)
             print(f"wrote {path}")
         elif not path.is_file() or path.read_text() != content:
-            print(f"{path} is out of date: run `python -m control.manifests write {directory}`",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{path} is out of date: run `python -m control.manifests write {directory}`",
+                file=sys.stderr,
+            )
             failed.append(str(path))
     return 1 if failed else 0
 

@@ -54,8 +54,10 @@ def build_schedule(options: ScheduleOptions) -> Schedule:
     )
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ChaosScenarioWorkflow", options.run_input,
-            id=f"{options.schedule_id}-run", task_queue=options.task_queue,
+            "ChaosScenarioWorkflow",
+            options.run_input,
+            id=f"{options.schedule_id}-run",
+            task_queue=options.task_queue,
             static_summary=f"scheduled chaos run: {name}",
         ),
         spec=ScheduleSpec(cron_expressions=[options.cron]),
@@ -68,7 +70,7 @@ def build_schedule(options: ScheduleOptions) -> Schedule:
             note=f"ByteBot weekly resilience test: runs chaos scenario '{name}' "
             f"({options.cron}); managed by `starter.py schedule apply`.",
         ),
-    )  # fmt: skip
+    )
 
 
 async def apply_schedule(client: Client, options: ScheduleOptions) -> str:

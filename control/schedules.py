@@ -57,19 +57,25 @@ def sweeper_schedule(task_queue: str, every: timedelta, sweep: SweepInput) -> Sc
     """The schedule: the sweeper workflow every `every`, never two at once."""
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            names.SWEEPER_WORKFLOW, sweep, id=names.SWEEPER_SCHEDULE_ID,
-            task_queue=task_queue, execution_timeout=max(every, timedelta(minutes=5)),
+            names.SWEEPER_WORKFLOW,
+            sweep,
+            id=names.SWEEPER_SCHEDULE_ID,
+            task_queue=task_queue,
+            execution_timeout=max(every, timedelta(minutes=5)),
             static_summary="delete chaos objects whose run is gone or whose expiry passed",
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )  # fmt: skip
+    )
 
 
 async def ensure_sweeper_schedule(
-    client: Client, task_queue: str, *, every: timedelta = SWEEP_EVERY,
+    client: Client,
+    task_queue: str,
+    *,
+    every: timedelta = SWEEP_EVERY,
     sweep: SweepInput | None = None,
-) -> ScheduleHandle:  # fmt: skip
+) -> ScheduleHandle:
     """Create the schedule `bytebot-chaos-orphan-sweeper`, or bring an existing one up to date.
 
     Called by the worker at start (and by the CLI); safe to call any number of times.

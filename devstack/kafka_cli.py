@@ -39,9 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--chaos-port", type=int)
     p_run.add_argument("--controller-port", type=int)
     p_run.add_argument(
-        "--chaos-advertised", type=_parse_address, metavar="HOST:PORT", action="append",
+        "--chaos-advertised",
+        type=_parse_address,
+        metavar="HOST:PORT",
+        action="append",
         help="once: one CHAOS listener; repeated: listeners CHAOS0..CHAOSn-1, one per address",
-    )  # fmt: skip
+    )
     p_run.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
 

@@ -58,9 +58,11 @@ def drive(victim: int, limit_bytes: int, timeout_s: float) -> dict[str, object]:
     for chunk in held:
         chunk.close()
     return {
-        "victim": victim, "victim_died": victim_died, "allocated_bytes": allocated,
+        "victim": victim,
+        "victim_died": victim_died,
+        "allocated_bytes": allocated,
         "elapsed_s": round(time.monotonic() - started, 3),
-    }  # fmt: skip
+    }
 
 
 def _protect_self() -> None:

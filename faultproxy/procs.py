@@ -176,9 +176,12 @@ def spawn_detached(argv: list[str], cgroups: list[Path], log_file: Path) -> int:
     with open(log_file, "ab") as log:
         child = subprocess.Popen(
             ["/bin/sh", "-c", _PROLOGUE, "sh", *argv],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "CHAOS_CGROUPS": procs}, start_new_session=True,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "CHAOS_CGROUPS": procs},
+            start_new_session=True,
+        )
     _CHILDREN[child.pid] = child
     return child.pid
 

@@ -46,11 +46,14 @@ class FaultProxy:
         self.shaper = Shaper(self.book)
         self.stats = {
             r.name: RouteStats(
-                name=r.name, replica=r.replica, peer=r.peer,
-                listen_port=r.listen_port, upstream=r.upstream,
+                name=r.name,
+                replica=r.replica,
+                peer=r.peer,
+                listen_port=r.listen_port,
+                upstream=r.upstream,
             )
             for r in config.routes
-        }  # fmt: skip
+        }
         self._connections: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -62,9 +65,11 @@ class FaultProxy:
                 servers.append(
                     await asyncio.start_server(
                         functools.partial(self._serve, route),
-                        "127.0.0.1", route.listen_port, reuse_address=True,
+                        "127.0.0.1",
+                        route.listen_port,
+                        reuse_address=True,
                     )
-                )  # fmt: skip
+                )
             log.info("proxy_listening", routes=[r.name for r in self.config.routes])
             self._write_status()
             next_status = 0.0
@@ -92,9 +97,12 @@ class FaultProxy:
             stats.active_rules = [r.fault_id for r in self.book.active(route)]
             routes[route.name] = stats.model_copy()
         return ProxyStatus(
-            pid=os.getpid(), updated_at=time.time(), live_rules=self.book.live_ids,
-            expired_rules=self.book.expired, routes=routes,
-        )  # fmt: skip
+            pid=os.getpid(),
+            updated_at=time.time(),
+            live_rules=self.book.live_ids,
+            expired_rules=self.book.expired,
+            routes=routes,
+        )
 
     def _write_status(self) -> None:
         write_atomic(status_file(self.config.control_dir), self.status().model_dump_json(indent=1))

@@ -340,4 +340,3 @@ FaultSpec = Annotated[
     | CombinedStress,
     Field(discriminator="action"),
 ]
-

@@ -115,10 +115,15 @@ async def test_every_fault_of_every_builtin_scenario_is_created_under_strict_val
             moved = fault.model_copy(
                 update={"target": fault.target.model_copy(update={"namespace": ns})}
             )
-            obj = render_request(FaultRequest(
-                fault_id=f"{name}-{index:02d}-{fault.label}", run_id="strict", step=index,
-                fault=moved, expires_at=datetime.now(UTC),
-            ))  # fmt: skip
+            obj = render_request(
+                FaultRequest(
+                    fault_id=f"{name}-{index:02d}-{fault.label}",
+                    run_id="strict",
+                    step=index,
+                    fault=moved,
+                    expires_at=datetime.now(UTC),
+                )
+            )
             stored = await kc.create(obj)  # field_validation=Strict: an unknown field fails
             assert stored["spec"] == obj["spec"]
     assert len(await objects(kc, ns)) == scenario.fault_count
@@ -206,12 +211,19 @@ async def test_a_retried_inject_adopts_its_object_and_never_takes_another_runs(
 async def test_unsafe_faults_are_refused_before_anything_is_created(
     backend: ChaosMeshBackend, kc: KubeClient, ns: str
 ) -> None:
-    everything = request(ns, {"action": "pod-kill", "duration": "30s", "target": {
-        "namespace": ns, "mode": "all"}})  # fmt: skip
+    everything = request(
+        ns, {"action": "pod-kill", "duration": "30s", "target": {"namespace": ns, "mode": "all"}}
+    )
     with pytest.raises(FaultRejected, match=r"3 of 3 matching pods \(100%\), more than the cap"):
         await backend.inject(everything)
-    nobody = request(ns, {"action": "pod-kill", "duration": "30s", "target": {
-        "namespace": ns, "labels": {"app": "nobody"}}})  # fmt: skip
+    nobody = request(
+        ns,
+        {
+            "action": "pod-kill",
+            "duration": "30s",
+            "target": {"namespace": ns, "labels": {"app": "nobody"}},
+        },
+    )
     with pytest.raises(FaultRejected, match="no pod matches"):
         await backend.inject(nobody)
     elsewhere = request("kube-system", {"action": "pod-kill", "duration": "30s"})
@@ -264,13 +276,28 @@ async def test_read_replicas_reports_readiness_restarts_and_an_oom_kill(
     backend: ChaosMeshBackend, admin: client.ApiClient, ns: str
 ) -> None:
     pod: Any = client.CoreV1Api(admin).list_namespaced_pod(ns).items[0]
-    client.CoreV1Api(admin).patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {
-        "conditions": [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [{"name": "worker", "ready": False, "restartCount": 2, "image": "w",
-                               "imageID": "", "lastState": {"terminated": {
-                                   "exitCode": 137, "reason": "OOMKilled"}}}]}})  # fmt: skip
-    replicas = await backend.read_replicas(ReplicaQuery(target=request(
-        ns, {"action": "pod-kill", "duration": "1s"}).fault.target))  # fmt: skip
+    client.CoreV1Api(admin).patch_namespaced_pod_status(
+        pod.metadata.name,
+        ns,
+        {
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [
+                    {
+                        "name": "worker",
+                        "ready": False,
+                        "restartCount": 2,
+                        "image": "w",
+                        "imageID": "",
+                        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                    }
+                ],
+            }
+        },
+    )
+    replicas = await backend.read_replicas(
+        ReplicaQuery(target=request(ns, {"action": "pod-kill", "duration": "1s"}).fault.target)
+    )
     by_name = {r.name: r for r in replicas.replicas}
     oom = by_name[pod.metadata.name]
     assert (oom.ready, oom.restarts, oom.last_exit_reason) == (False, 2, "OOMKilled")
@@ -354,24 +381,32 @@ async def test_the_worker_service_account_can_do_its_job_in_bytebot_and_nothing_
 ) -> None:
     kustomization = yaml.safe_load((REPO / "k8s" / "kustomization.yaml").read_text())
     listed = kustomization["resources"]
-    assert sorted(listed) == sorted(p.name for p in (REPO / "k8s").glob("*.yaml")
-                                    if p.name != "kustomization.yaml")  # fmt: skip
+    assert sorted(listed) == sorted(
+        p.name for p in (REPO / "k8s").glob("*.yaml") if p.name != "kustomization.yaml"
+    )
     for name in listed:  # in kustomization order; strict: a wrong field fails
         for doc in yaml.safe_load_all((REPO / "k8s" / name).read_text()):
             utils.create_from_dict(admin, doc, field_validation="Strict")  # type: ignore[no-untyped-call]
     core = client.CoreV1Api(admin)
     issued: Any = core.create_namespaced_service_account_token(
-        "bytebot-chaos-worker", "bytebot-chaos",
+        "bytebot-chaos-worker",
+        "bytebot-chaos",
         client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    )  # fmt: skip
+    )
     token: str = issued.status.token
     labels = {"app": "sa-test"}
     worker_pods(admin, "bytebot", 2, labels)
     kube.ensure_namespace("other")
     worker = KubeClient(kube.token_client(token))
     backend = ChaosMeshBackend(worker, allowed_namespaces=["bytebot", "other"], poll_s=0.1)
-    req = request("bytebot", {"action": "pod-kill", "duration": "30s",
-                              "target": {"namespace": "bytebot", "labels": labels}})  # fmt: skip
+    req = request(
+        "bytebot",
+        {
+            "action": "pod-kill",
+            "duration": "30s",
+            "target": {"namespace": "bytebot", "labels": labels},
+        },
+    )
     with kube.api_client() as api, FakeChaosController(api, ["bytebot"]):
 
         async def granted() -> None:  # RBAC reads roles from an informer: allow it a moment
@@ -413,9 +448,12 @@ def test_the_configmap_holds_settings_the_worker_accepts(monkeypatch: pytest.Mon
 
 @pytest.fixture
 async def runs(
-    client: Client, kc: KubeClient, backend: ChaosMeshBackend, ns: str,
+    client: Client,
+    kc: KubeClient,
+    backend: ChaosMeshBackend,
+    ns: str,
     controller: FakeChaosController,
-) -> AsyncIterator[Runs]:  # fmt: skip
+) -> AsyncIterator[Runs]:
     r = Runs(client, kc, backend, ns)
     async with r.worker:
         yield r
@@ -449,10 +487,17 @@ async def test_full_resilience_runs_through_chaos_mesh_and_leaves_nothing_behind
 async def test_a_rejected_fault_fails_the_run_and_its_sibling_is_recovered(
     runs: Runs, ns: str
 ) -> None:
-    handle = await runs.start(scenario_in(ns, {"faults": [
-        {"action": "network-delay", "duration": "3s"},
-        {"action": "pod-kill", "duration": "3s", "target": {"mode": "all"}},
-    ]}))  # fmt: skip
+    handle = await runs.start(
+        scenario_in(
+            ns,
+            {
+                "faults": [
+                    {"action": "network-delay", "duration": "3s"},
+                    {"action": "pod-kill", "duration": "3s", "target": {"mode": "all"}},
+                ]
+            },
+        )
+    )
     report: ScenarioReport = await handle.result()
     assert report.verdict is Verdict.FAIL
     delay, kill = report.faults()
@@ -463,8 +508,9 @@ async def test_a_rejected_fault_fails_the_run_and_its_sibling_is_recovered(
 
 
 async def test_a_cancelled_run_deletes_its_chaos_object(runs: Runs, ns: str) -> None:
-    handle = await runs.start(scenario_in(ns, {"fault": {"action": "network-partition",
-                                                         "duration": "60s"}}))  # fmt: skip
+    handle = await runs.start(
+        scenario_in(ns, {"fault": {"action": "network-partition", "duration": "60s"}})
+    )
     await assert_eventually(runs.injected, timeout_s=20)
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
@@ -513,16 +559,26 @@ async def test_the_scheduled_sweeper_deletes_what_a_terminated_child_left_behind
 
 
 async def test_the_sweeper_keeps_running_runs_deletes_expired_and_reports_stuck_finalizers(
-    runs: Runs, backend: ChaosMeshBackend, controller: FakeChaosController,
-    admin: client.ApiClient, ns: str,
-) -> None:  # fmt: skip
+    runs: Runs,
+    backend: ChaosMeshBackend,
+    controller: FakeChaosController,
+    admin: client.ApiClient,
+    ns: str,
+) -> None:
     idle = await runs.client.start_workflow(  # running: no worker polls this queue
-        ChaosScenarioWorkflow.run, ScenarioInput(scenario="pod-failure"),
-        id=f"idle-{uuid.uuid4()}", task_queue=f"nobody-{uuid.uuid4()}",
-    )  # fmt: skip
+        ChaosScenarioWorkflow.run,
+        ScenarioInput(scenario="pod-failure"),
+        id=f"idle-{uuid.uuid4()}",
+        task_queue=f"nobody-{uuid.uuid4()}",
+    )
     alive = request(ns, {"action": "pod-failure", "duration": "30s"}, run_id=idle.id)
-    expired = request(ns, {"action": "cpu-stress", "duration": "30s"}, run_id=idle.id, step=1,
-                      expires_in=timedelta(seconds=-1))  # fmt: skip
+    expired = request(
+        ns,
+        {"action": "cpu-stress", "duration": "30s"},
+        run_id=idle.id,
+        step=1,
+        expires_in=timedelta(seconds=-1),
+    )
     stuck = request(ns, {"action": "pod-kill", "duration": "30s"}, run_id="gone", step=2)
     for req in (alive, expired, stuck):
         await backend.inject(req)

@@ -30,15 +30,25 @@ class Stream:
     records: list[tuple[str, int, int, bytes | None, bytes | None]] = field(default_factory=list)
 
     def emit(
-        self, event_type: str, goal_run: str, step: int | None = None, *,
-        ts: int | None = None, eid: str | None = None, **extra: Any,
-    ) -> int:  # fmt: skip
+        self,
+        event_type: str,
+        goal_run: str,
+        step: int | None = None,
+        *,
+        ts: int | None = None,
+        eid: str | None = None,
+        **extra: Any,
+    ) -> int:
         """Append one event; returns its offset."""
         self.ts += 10
         value = {
-            "eventId": eid or event_id(goal_run, event_type, step), "eventType": event_type,
-            "goalRunId": goal_run, "stepNumber": step, "timestamp": ts or self.ts, **extra,
-        }  # fmt: skip
+            "eventId": eid or event_id(goal_run, event_type, step),
+            "eventType": event_type,
+            "goalRunId": goal_run,
+            "stepNumber": step,
+            "timestamp": ts or self.ts,
+            **extra,
+        }
         topic, partition = (GOAL, 0) if step is None else (STEP, step % 3)
         key = goal_run if step is None else f"{goal_run}-{step}"
         return self.raw(topic, partition, key.encode(), json.dumps(value).encode())
@@ -223,10 +233,19 @@ def test_unparseable_records_are_counted_and_named_without_stopping_the_check() 
     s.raw(GOAL, 0, b"k", None)
     s.raw(GOAL, 0, b"k", b'["a", "list"]')
     s.raw(GOAL, 0, b"k", b'{"eventType": "GOAL_STARTED"}')
-    s.raw(GOAL, 0, b"k", b'{"eventType": "GOAL_PAUSED", "goalRunId": "g", "eventId": "e", '
-                         b'"timestamp": 1}')  # fmt: skip
-    s.raw(STEP, 0, b"k", b'{"eventType": "STEP_STARTED", "goalRunId": "g", "eventId": "e", '
-                         b'"timestamp": 1, "stepNumber": "one"}')  # fmt: skip
+    s.raw(
+        GOAL,
+        0,
+        b"k",
+        b'{"eventType": "GOAL_PAUSED", "goalRunId": "g", "eventId": "e", "timestamp": 1}',
+    )
+    s.raw(
+        STEP,
+        0,
+        b"k",
+        b'{"eventType": "STEP_STARTED", "goalRunId": "g", "eventId": "e", '
+        b'"timestamp": 1, "stepNumber": "one"}',
+    )
     s.raw(GOAL, 0, b"k", b"\xff\xfe")
     s.goal_run("g1", 1)
 
@@ -241,12 +260,33 @@ def test_unparseable_records_are_counted_and_named_without_stopping_the_check() 
 def test_wrong_topic_and_wrong_key_are_violations() -> None:
     s = Stream()
     s.emit("GOAL_STARTED", "g1")
-    s.raw(GOAL, 0, b"g1-1", json.dumps({
-        "eventId": "x", "eventType": "STEP_STARTED", "goalRunId": "g1", "stepNumber": 1,
-        "timestamp": s.ts + 1}).encode())  # fmt: skip
-    s.raw(GOAL, 0, b"someone-else", json.dumps({
-        "eventId": "y", "eventType": "GOAL_COMPLETED", "goalRunId": "g1",
-        "timestamp": s.ts + 2}).encode())  # fmt: skip
+    s.raw(
+        GOAL,
+        0,
+        b"g1-1",
+        json.dumps(
+            {
+                "eventId": "x",
+                "eventType": "STEP_STARTED",
+                "goalRunId": "g1",
+                "stepNumber": 1,
+                "timestamp": s.ts + 1,
+            }
+        ).encode(),
+    )
+    s.raw(
+        GOAL,
+        0,
+        b"someone-else",
+        json.dumps(
+            {
+                "eventId": "y",
+                "eventType": "GOAL_COMPLETED",
+                "goalRunId": "g1",
+                "timestamp": s.ts + 2,
+            }
+        ).encode(),
+    )
 
     reasons = [v.reason for v in s.check().violations]
 

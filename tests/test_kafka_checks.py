@@ -50,9 +50,12 @@ async def target(broker: KafkaBroker) -> KafkaTarget:
     """Fresh goal and step topics (3 partitions each) and a fresh group name per test."""
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaTarget(
-        bootstrap=broker.bootstrap_direct, goal_topic=f"goal-{tag}", step_topic=f"step-{tag}",
-        consumer_group=f"group-{tag}", lag_tolerance=10,
-    )  # fmt: skip
+        bootstrap=broker.bootstrap_direct,
+        goal_topic=f"goal-{tag}",
+        step_topic=f"step-{tag}",
+        consumer_group=f"group-{tag}",
+        lag_tolerance=10,
+    )
     await broker.create_topics([kafka.goal_topic, kafka.step_topic], partitions=3)
     return kafka
 
@@ -84,9 +87,12 @@ class Events:
         key = goal_run if step is None else f"{goal_run}-{step}"
         value = {
             "eventId": eid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{event_type}")),
-            "eventType": event_type, "goalRunId": goal_run, "stepNumber": step,
-            "timestamp": self.ts, "producer": "test",
-        }  # fmt: skip
+            "eventType": event_type,
+            "goalRunId": goal_run,
+            "stepNumber": step,
+            "timestamp": self.ts,
+            "producer": "test",
+        }
         meta = await self.producer.send_and_wait(topic, json.dumps(value).encode(), key.encode())
         return Sent(topic, meta.partition, meta.offset, key)
 
@@ -123,9 +129,12 @@ async def positions(probe: KafkaProbeActivities, target: KafkaTarget) -> KafkaPo
 
 
 async def check(
-    probe: KafkaProbeActivities, target: KafkaTarget, start: KafkaPositions, within_s: float,
+    probe: KafkaProbeActivities,
+    target: KafkaTarget,
+    start: KafkaPositions,
+    within_s: float,
     env: ActivityEnvironment | None = None,
-) -> KafkaOrderReport:  # fmt: skip
+) -> KafkaOrderReport:
     """CHECK_KAFKA_EVENTS, called as an activity, due `within_s` seconds from now."""
     deadline = datetime.now(UTC) + timedelta(seconds=within_s)
     request = KafkaCheckInput(kafka=target, start=start, deadline=deadline)
@@ -138,9 +147,10 @@ async def check(
 async def commit(target: KafkaTarget, offsets: dict[TopicPartition, int]) -> None:
     """Commit offsets for the target's group the way a consumer of it would, then leave."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=target.bootstrap, group_id=target.consumer_group,
+        bootstrap_servers=target.bootstrap,
+        group_id=target.consumer_group,
         enable_auto_commit=False,
-    )  # fmt: skip
+    )
     await consumer.start()
     try:
         consumer.assign(list(offsets))
@@ -185,14 +195,17 @@ async def test_an_out_of_order_pair_is_named_with_topic_partition_and_offsets(
     after = next(v for v in report.violations if v.reason == "an event after a terminal event")
     assert (after.key, after.goal_run_id) == ("g1-1", "g1")
     assert (after.topic, after.partition, after.offset) == (
-        target.step_topic, started.partition, started.offset,
-    )  # fmt: skip
+        target.step_topic,
+        started.partition,
+        started.offset,
+    )
     assert after.previous == f"STEP_COMPLETED@{completed.offset}"
     assert after.event == f"STEP_STARTED@{started.offset}"
     reasons = sorted(v.reason for v in report.violations)
     assert reasons == [
-        "a terminal event with no STEP_STARTED before it", "an event after a terminal event",
-    ]  # fmt: skip
+        "a terminal event with no STEP_STARTED before it",
+        "an event after a terminal event",
+    ]
 
 
 async def test_a_missing_terminal_event_is_a_gap_at_the_deadline(
@@ -245,8 +258,9 @@ async def test_a_retried_check_resumes_from_its_heartbeat_details(
 async def test_a_retry_rereads_the_window_when_the_state_was_too_big_to_heartbeat(
     broker: KafkaBroker, target: KafkaTarget, events: Events
 ) -> None:
-    probe = KafkaProbeActivities(broker.bootstrap_direct, lag_interval_s=0.3,
-                                 progress_interval_s=0.5, max_resumable_keys=0)  # fmt: skip
+    probe = KafkaProbeActivities(
+        broker.bootstrap_direct, lag_interval_s=0.3, progress_interval_s=0.5, max_resumable_keys=0
+    )
     start = await positions(probe, target)
     await events.emit("GOAL_STARTED", "g1")
     beats: list[Any] = []
@@ -308,11 +322,14 @@ async def test_a_duplicate_is_reported_and_fails_only_with_exactly_once(
 
     def ordering(exactly_once: bool) -> Any:
         obs = FaultObservations(
-            record=FaultRecord(fault_id="f", step=0, label="pod-kill", action="pod-kill",
-                               target="app=worker"),
-            expected=ExpectedBehavior(summary="no data loss"), in_effect=True, kafka=report,
+            record=FaultRecord(
+                fault_id="f", step=0, label="pod-kill", action="pod-kill", target="app=worker"
+            ),
+            expected=ExpectedBehavior(summary="no data loss"),
+            in_effect=True,
+            kafka=report,
             exactly_once=exactly_once,
-        )  # fmt: skip
+        )
         found = judge_fault(obs).criteria
         return next(c for c in found if c.criterion is Criterion.EVENT_ORDERING)
 
@@ -326,8 +343,9 @@ async def test_lag_that_does_not_drain_is_found_and_lag_that_drains_is_timed(
 ) -> None:
     await events.goal_run("old", 2)
     caught_up = await positions(probe, target)
-    await commit(target, {TopicPartition(r.topic, r.partition): r.offset
-                          for r in caught_up.end_offsets})  # fmt: skip
+    await commit(
+        target, {TopicPartition(r.topic, r.partition): r.offset for r in caught_up.end_offsets}
+    )
     start = await positions(probe, target)
     assert start.total_lag == 0 and len(start.lag) == 6
     produced = sum([await events.goal_run(f"g{i}", 4) for i in range(3)])  # nobody consumes
@@ -338,8 +356,11 @@ async def test_lag_that_does_not_drain_is_found_and_lag_that_drains_is_timed(
     lag = stuck.lag
     assert lag is not None and not lag.drained and lag.drained_after_s is None
     assert (lag.baseline_lag, lag.final_lag, lag.peak_lag, lag.tolerance) == (
-        0, produced, produced, 10,
-    )  # fmt: skip
+        0,
+        produced,
+        produced,
+        10,
+    )
     assert sum(p.lag for p in lag.partitions) == produced
     assert all(p.end - p.committed == p.lag > 0 for p in lag.partitions)
     assert lag.samples and lag.samples[-1].total_lag == produced
@@ -349,8 +370,9 @@ async def test_lag_that_does_not_drain_is_found_and_lag_that_drains_is_timed(
 
     async def consumer_catches_up() -> None:
         await asyncio.sleep(1.5)
-        await commit(target, {TopicPartition(r.topic, r.partition): r.offset
-                              for r in now.end_offsets})  # fmt: skip
+        await commit(
+            target, {TopicPartition(r.topic, r.partition): r.offset for r in now.end_offsets}
+        )
 
     catching_up = asyncio.create_task(consumer_catches_up())
     drained = await check(probe, target, start, within_s=30)
@@ -369,10 +391,13 @@ class KafkaCheckWorkflow:
     @workflow.run
     async def run(self, request: KafkaCheckInput) -> KafkaOrderReport:
         return await workflow.execute_activity(
-            names.CHECK_KAFKA_EVENTS, request, result_type=KafkaOrderReport,
-            start_to_close_timeout=timedelta(minutes=3), heartbeat_timeout=policies.PROBE_HEARTBEAT,
+            names.CHECK_KAFKA_EVENTS,
+            request,
+            result_type=KafkaOrderReport,
+            start_to_close_timeout=timedelta(minutes=3),
+            heartbeat_timeout=policies.PROBE_HEARTBEAT,
             retry_policy=policies.PROBE_RETRY,
-        )  # fmt: skip
+        )
 
 
 async def test_a_broker_restart_during_a_check_is_retried_and_completes(
@@ -385,13 +410,18 @@ async def test_a_broker_restart_during_a_check_is_retried_and_completes(
     deadline = datetime.now(UTC) + timedelta(seconds=90)
     task_queue = f"kafka-checks-{uuid.uuid4()}"
     async with Worker(
-        client, task_queue=task_queue, workflows=[KafkaCheckWorkflow], activities=probe.all(),
+        client,
+        task_queue=task_queue,
+        workflows=[KafkaCheckWorkflow],
+        activities=probe.all(),
         workflow_runner=UnsandboxedWorkflowRunner(),
-    ):  # fmt: skip
+    ):
         handle = await client.start_workflow(
-            KafkaCheckWorkflow.run, KafkaCheckInput(kafka=target, start=start, deadline=deadline),
-            id=f"kafka-check-{uuid.uuid4()}", task_queue=task_queue,
-        )  # fmt: skip
+            KafkaCheckWorkflow.run,
+            KafkaCheckInput(kafka=target, start=start, deadline=deadline),
+            id=f"kafka-check-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
 
         async def heartbeated() -> bool:
             pending = (await handle.describe()).raw_description.pending_activities

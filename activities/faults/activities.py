@@ -19,9 +19,12 @@ log = structlog.get_logger(__name__)
 def _bound(request: FaultRequest) -> structlog.typing.FilteringBoundLogger:
     info = activity.info()
     return log.bind(  # type: ignore[no-any-return]
-        workflow_id=info.workflow_id, activity=info.activity_type, attempt=info.attempt,
-        fault_id=request.fault_id, action=request.fault.action,
-    )  # fmt: skip
+        workflow_id=info.workflow_id,
+        activity=info.activity_type,
+        attempt=info.attempt,
+        fault_id=request.fault_id,
+        action=request.fault.action,
+    )
 
 
 def check_namespace(request: FaultRequest) -> None:

@@ -23,17 +23,24 @@ Offsets = dict[TopicPartition, int]
 #: What a lost or absent broker raises; a check fails its attempt on these.
 BROKER_ERRORS = (kafka_errors.KafkaError, OSError, TimeoutError)
 _COORDINATOR_LOADING = (
-    kafka_errors.GroupCoordinatorNotAvailableError, kafka_errors.CoordinatorLoadInProgressError,
-)  # fmt: skip
+    kafka_errors.GroupCoordinatorNotAvailableError,
+    kafka_errors.CoordinatorLoadInProgressError,
+)
 
 
 def reader_consumer(bootstrap: str) -> AIOKafkaConsumer:
     """A group-less consumer tuned for reading a window fast (shared with the benchmark)."""
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, client_id="bytebot-chaos-check", group_id=None,
-        enable_auto_commit=False, auto_offset_reset="earliest", request_timeout_ms=10_000,
-        retry_backoff_ms=200, fetch_max_bytes=64 << 20, max_partition_fetch_bytes=8 << 20,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap,
+        client_id="bytebot-chaos-check",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+        fetch_max_bytes=64 << 20,
+        max_partition_fetch_bytes=8 << 20,
+    )
 
 
 def to_offsets(rows: list[PartitionOffset]) -> Offsets:
@@ -114,11 +121,19 @@ class KafkaSession:
         committed = {tp: m.offset for tp, m in raw.items() if m.offset >= 0}
         ends = await self.end_offsets(sorted(set(tps) | set(committed)))
         lag = [
-            PartitionLag(topic=tp.topic, partition=tp.partition, committed=c,
-                         end=ends.get(tp, c), lag=max(0, ends.get(tp, c) - c))
+            PartitionLag(
+                topic=tp.topic,
+                partition=tp.partition,
+                committed=c,
+                end=ends.get(tp, c),
+                lag=max(0, ends.get(tp, c) - c),
+            )
             for tp, c in sorted(committed.items())
-        ]  # fmt: skip
+        ]
         return KafkaPositions(
-            at=at, end_offsets=to_rows({tp: ends[tp] for tp in tps if tp in ends}),
-            committed=to_rows(committed), total_lag=sum(x.lag for x in lag), lag=lag,
-        )  # fmt: skip
+            at=at,
+            end_offsets=to_rows({tp: ends[tp] for tp in tps if tp in ends}),
+            committed=to_rows(committed),
+            total_lag=sum(x.lag for x in lag),
+            lag=lag,
+        )

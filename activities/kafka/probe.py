@@ -60,9 +60,14 @@ class KafkaProbeActivities:
     """
 
     def __init__(
-        self, default_bootstrap: str, *, io_timeout_s: float = 10.0, lag_interval_s: float = 1.0,
-        progress_interval_s: float = 5.0, max_resumable_keys: int = 3_000,
-    ) -> None:  # fmt: skip
+        self,
+        default_bootstrap: str,
+        *,
+        io_timeout_s: float = 10.0,
+        lag_interval_s: float = 1.0,
+        progress_interval_s: float = 5.0,
+        max_resumable_keys: int = 3_000,
+    ) -> None:
         self.default_bootstrap = default_bootstrap
         self.io_timeout_s = io_timeout_s
         self.lag_interval_s = lag_interval_s
@@ -91,8 +96,9 @@ class KafkaProbeActivities:
         written so far is read and the lag is within baseline + tolerance; else at the deadline.
         """
         info = activity.info()
-        bound = log.bind(workflow_id=info.workflow_id, activity=info.activity_type,
-                         attempt=info.attempt)  # fmt: skip
+        bound = log.bind(
+            workflow_id=info.workflow_id, activity=info.activity_type, attempt=info.attempt
+        )
         details = info.heartbeat_details
         progress = KafkaCheckProgress.model_validate(details[0]) if details else None
         target = check.kafka
@@ -102,10 +108,15 @@ class KafkaProbeActivities:
             report = await run.execute()
         finally:
             await session.close()
-        bound.info("kafka_events_checked", events=report.events_read,
-                   violations=report.violations_total, duplicates=report.duplicates,
-                   gaps=len(report.gaps), drained=report.lag.drained if report.lag else None,
-                   resumed=report.resumed)  # fmt: skip
+        bound.info(
+            "kafka_events_checked",
+            events=report.events_read,
+            violations=report.violations_total,
+            duplicates=report.duplicates,
+            gaps=len(report.gaps),
+            drained=report.lag.drained if report.lag else None,
+            resumed=report.resumed,
+        )
         return report
 
     async def _connect(self, bootstrap: str, deadline: datetime) -> KafkaSession:
@@ -133,9 +144,13 @@ class _CheckRun:
     """One attempt of the check: the reading loop and its lag course."""
 
     def __init__(
-        self, probe: KafkaProbeActivities, check: KafkaCheckInput, session: KafkaSession,
-        progress: KafkaCheckProgress | None, attempt: int,
-    ) -> None:  # fmt: skip
+        self,
+        probe: KafkaProbeActivities,
+        check: KafkaCheckInput,
+        session: KafkaSession,
+        progress: KafkaCheckProgress | None,
+        attempt: int,
+    ) -> None:
         self.probe, self.check, self.session, self.attempt = probe, check, session, attempt
         target = check.kafka
         self.checker = EventOrderChecker(target.goal_topic, target.step_topic)
@@ -143,8 +158,13 @@ class _CheckRun:
         self.started_at = progress.started_at if progress else datetime.now(UTC)
         self.baseline = check.start.total_lag
         self.samples = list(progress.samples) if progress else []
-        self.peak = max([self.baseline, *(p.total_lag for p in check.lag_samples),
-                         progress.peak_lag if progress else 0])  # fmt: skip
+        self.peak = max(
+            [
+                self.baseline,
+                *(p.total_lag for p in check.lag_samples),
+                progress.peak_lag if progress else 0,
+            ]
+        )
         self.drained_at = progress.drained_at if progress else None
         self.latest: KafkaPositions | None = None
         self.resumed = False
@@ -154,8 +174,11 @@ class _CheckRun:
         target, consumer = self.check.kafka, self.session.consumer
         try:
             tps = await self.session.partitions([target.goal_topic, target.step_topic])
-            window = (to_offsets(self.progress.window_end) if self.progress
-                      else await self.session.end_offsets(tps))  # fmt: skip
+            window = (
+                to_offsets(self.progress.window_end)
+                if self.progress
+                else await self.session.end_offsets(tps)
+            )
             pos = await self._start_positions(tps)
         except BROKER_ERRORS as e:
             raise _unavailable("starting the check", e) from e
@@ -239,11 +262,14 @@ class _CheckRun:
         """What a retry resumes from; the checker's state only while it is small."""
         small = self.checker.keys <= self.probe.max_resumable_keys
         return KafkaCheckProgress(
-            started_at=self.started_at, window_end=to_rows(self.window),
+            started_at=self.started_at,
+            window_end=to_rows(self.window),
             read_to=to_rows(self.pos) if small else None,
-            checker=self.checker.state() if small else None, peak_lag=self.peak,
-            drained_at=self.drained_at, samples=self.samples,
-        )  # fmt: skip
+            checker=self.checker.state() if small else None,
+            peak_lag=self.peak,
+            drained_at=self.drained_at,
+            samples=self.samples,
+        )
 
     def _report(self, window_read: bool, elapsed_s: float) -> KafkaOrderReport:
         latest = self.latest
@@ -251,17 +277,27 @@ class _CheckRun:
         since = self.check.recovered_at or self.started_at
         behind = sorted((x for x in latest.lag if x.lag) if latest else [], key=lambda x: -x.lag)
         lag = LagReport(
-            baseline_lag=self.baseline, peak_lag=self.peak, final_lag=final,
-            drained=self._lag_ok(), tolerance=self.check.kafka.lag_tolerance,
+            baseline_lag=self.baseline,
+            peak_lag=self.peak,
+            final_lag=final,
+            drained=self._lag_ok(),
+            tolerance=self.check.kafka.lag_tolerance,
             drained_after_s=max(0.0, (self.drained_at - since).total_seconds())
-            if self.drained_at and self._lag_ok() else None,
-            samples=self.samples, partitions=behind[:20],
-        )  # fmt: skip
+            if self.drained_at and self._lag_ok()
+            else None,
+            samples=self.samples,
+            partitions=behind[:20],
+        )
         notes = [] if window_read else ["the window was not read to its end by the deadline"]
         return self.checker.report().model_copy(
             update={
-                "lag": lag, "window_end": to_rows(self.window), "read_to": to_rows(self.pos),
-                "complete": window_read, "attempt": self.attempt, "resumed": self.resumed,
-                "elapsed_s": round(elapsed_s, 3), "notes": notes,
+                "lag": lag,
+                "window_end": to_rows(self.window),
+                "read_to": to_rows(self.pos),
+                "complete": window_read,
+                "attempt": self.attempt,
+                "resumed": self.resumed,
+                "elapsed_s": round(elapsed_s, 3),
+                "notes": notes,
             }
-        )  # fmt: skip
+        )

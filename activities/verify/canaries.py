@@ -74,12 +74,16 @@ async def start_canary(
     began = time.monotonic()
     try:
         await client.start_workflow(
-            target.workflow_type, canary_input(spec, canary_id), id=canary_id,
-            task_queue=target.task_queue, execution_timeout=spec.timeout,
+            target.workflow_type,
+            canary_input(spec, canary_id),
+            id=canary_id,
+            task_queue=target.task_queue,
+            execution_timeout=spec.timeout,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            rpc_timeout=START_RPC_TIMEOUT, static_summary="chaos canary",
-        )  # fmt: skip
+            rpc_timeout=START_RPC_TIMEOUT,
+            static_summary="chaos canary",
+        )
     except WorkflowAlreadyStartedError:
         pass  # it ran to its end already: started by an earlier attempt of this activity
     except RPCError as err:

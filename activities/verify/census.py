@@ -121,7 +121,7 @@ async def census(
             workflow_id=e.id,
             run_id=e.run_id,
             history_length=d.history_length if isinstance(d, WorkflowExecutionDescription) else 0,
-        )  # fmt: skip
+        )
         for e, d in zip(listed, descs, strict=True)
     ]
     return marks, truncated

@@ -145,8 +145,10 @@ class TemporalClients:
             )
             self._clients[endpoint] = client
             log.info(
-                "temporal_client_connected", address=endpoint.address,
-                namespace=endpoint.namespace, tls=endpoint.tls is not None,
+                "temporal_client_connected",
+                address=endpoint.address,
+                namespace=endpoint.namespace,
+                tls=endpoint.tls is not None,
                 api_key=endpoint.api_key is not None,
-            )  # fmt: skip
+            )
             return client

@@ -99,12 +99,17 @@ class GoalRunCheck:
             evidence.append(f"only the first {len(marks)} goal runs in flight were followed")
         return check.model_copy(
             update=dict(
-                activity_failures=counts.failures, activity_timeouts=counts.timeouts,
-                activity_retries=counts.retries, replica_restarts=restarts, oom_kills=ooms,
-                histories_read=read, histories_truncated=read < len(marks) + len(canaries),
-                waited_s=round(waited, 3), evidence=evidence,
+                activity_failures=counts.failures,
+                activity_timeouts=counts.timeouts,
+                activity_retries=counts.retries,
+                replica_restarts=restarts,
+                oom_kills=ooms,
+                histories_read=read,
+                histories_truncated=read < len(marks) + len(canaries),
+                waited_s=round(waited, 3),
+                evidence=evidence,
             )
-        )  # fmt: skip
+        )
 
     async def _snapshot(
         self,
@@ -203,9 +208,11 @@ async def _canary_fate(
         return moved
     detail = moved.detail if moved else "not found when the check began"
     return GoalRunLoss(
-        workflow_id=canary_id, status="stalled",
-        reason=f"not completed by the deadline: {detail}", canary=True,
-    )  # fmt: skip
+        workflow_id=canary_id,
+        status="stalled",
+        reason=f"not completed by the deadline: {detail}",
+        canary=True,
+    )
 
 
 def _tally(
@@ -239,10 +246,14 @@ def _tally(
         else:
             canaries_ok += 1
     return GoalRunsCheck(
-        checked=len(marks), completed=completed, progressing=progressing, losses=losses,
-        canaries_ok=canaries_ok, canaries_started=len(canaries),
+        checked=len(marks),
+        completed=completed,
+        progressing=progressing,
+        losses=losses,
+        canaries_ok=canaries_ok,
+        canaries_started=len(canaries),
         canaries_progressing=canaries_progressing,
-    )  # fmt: skip
+    )
 
 
 def replica_changes(before: ReplicaSet, after: ReplicaSet) -> tuple[int, int]:

@@ -37,11 +37,13 @@ class Pollers:
         now = datetime.now(UTC)
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
-                namespace=client.namespace, task_queue=TaskQueue(name=target.task_queue),
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=target.task_queue),
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
             ),
-            retry=True, timeout=timedelta(seconds=10),
-        )  # fmt: skip
+            retry=True,
+            timeout=timedelta(seconds=10),
+        )
         polled = {p.identity: p.last_access_time.ToDatetime(UTC) for p in described.pollers}
         live = {who: at for who, at in polled.items() if now - at < self.refresh}
         notes = []

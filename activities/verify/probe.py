@@ -57,9 +57,11 @@ def _logger(ctx: ProbeContext) -> Any:
         return log.bind(fault_id=ctx.fault_id)
     info = activity.info()
     return log.bind(
-        workflow_id=info.workflow_id, activity=info.activity_type, attempt=info.attempt,
+        workflow_id=info.workflow_id,
+        activity=info.activity_type,
+        attempt=info.attempt,
         fault_id=ctx.fault_id,
-    )  # fmt: skip
+    )
 
 
 class TemporalProbeActivities:
@@ -112,16 +114,21 @@ class TemporalProbeActivities:
         client = await self.clients.get(target)
         taken_at = datetime.now(UTC)
         marks, truncated = await census(
-            client, target.workflow_type, target.task_queue,
-            ctx.verification.max_goal_runs, self.concurrency,
-        )  # fmt: skip
+            client,
+            target.workflow_type,
+            target.task_queue,
+            ctx.verification.max_goal_runs,
+            self.concurrency,
+        )
         beat("census", len(marks))
         pollers, _, _ = await self.live_pollers(client, target, [])
         replicas = await self.backend.read_replicas(all_replicas(ctx.target))
         starts = await asyncio.gather(
-            *(start_canary(client, target, spec, f"{ctx.fault_id}-canary-{i}")
-              for i in range(spec.count))
-        )  # fmt: skip
+            *(
+                start_canary(client, target, spec, f"{ctx.fault_id}-canary-{i}")
+                for i in range(spec.count)
+            )
+        )
         problems = [
             f"canary {s.canary_id} could not be started: {s.error}" for s in starts if not s.ok
         ]
@@ -129,14 +136,22 @@ class TemporalProbeActivities:
             problems.append(f"no live poller on task queue '{target.task_queue}'")
         problems += replica_problems(replicas, ctx.target)
         _logger(ctx).info(
-            "steady_state_checked", goal_runs=len(marks), truncated=truncated, pollers=pollers,
-            replicas_ready=replicas.ready, problems=problems,
-        )  # fmt: skip
-        return Baseline(
-            taken_at=taken_at, goal_runs=marks, truncated=truncated, pollers=pollers,
-            replicas=replicas, canary_ids=[s.canary_id for s in starts if s.ok],
+            "steady_state_checked",
+            goal_runs=len(marks),
+            truncated=truncated,
+            pollers=pollers,
+            replicas_ready=replicas.ready,
             problems=problems,
-        )  # fmt: skip
+        )
+        return Baseline(
+            taken_at=taken_at,
+            goal_runs=marks,
+            truncated=truncated,
+            pollers=pollers,
+            replicas=replicas,
+            canary_ids=[s.canary_id for s in starts if s.ok],
+            problems=problems,
+        )
 
     @activity.defn(name=names.PROBE_HOLD)
     async def probe_hold(self, probe: HoldProbeInput) -> HoldProbe:
@@ -150,12 +165,13 @@ class TemporalProbeActivities:
         )
         beat("canary", attempt.ok)
         running = [
-            e.id async for e in client.list_workflows(
+            e.id
+            async for e in client.list_workflows(
                 f"WorkflowId STARTS_WITH {literal(ctx.fault_id + '-')} "
                 "AND ExecutionStatus='Running'",
                 limit=CANARIES_EXAMINED,
             )
-        ]  # fmt: skip
+        ]
         pollers, since, notes = await self.live_pollers(client, target, running)
         since_injection = literal(probe.injected_at.astimezone(UTC).isoformat())
         failed = [
@@ -165,7 +181,7 @@ class TemporalProbeActivities:
                 + f" AND CloseTime >= {since_injection}",
                 limit=ctx.verification.max_goal_runs,
             )
-        ]  # fmt: skip
+        ]
         now = datetime.now(UTC)
         if pollers == 0:
             since = min(x for x in (probe.no_pollers_since, since, now) if x is not None)
@@ -186,17 +202,25 @@ class TemporalProbeActivities:
         if not attempt.ok:
             notes.append(f"canary start rejected: {attempt.error}")
         _logger(ctx).info(
-            "hold_probed", canary_ok=attempt.ok, failed=len(failed), pollers=pollers,
+            "hold_probed",
+            canary_ok=attempt.ok,
+            failed=len(failed),
+            pollers=pollers,
             breach=breach,
-        )  # fmt: skip
+        )
         return HoldProbe(
-            at=now, canary_starts_ok=int(attempt.ok), canary_starts_failed=int(not attempt.ok),
+            at=now,
+            canary_starts_ok=int(attempt.ok),
+            canary_starts_failed=int(not attempt.ok),
             canary_ids=[attempt.canary_id] if attempt.ok else [],
             failed_goal_runs=[i for i, _ in failed],
             failed_goal_run_reasons=[f"{i}: {status}" for i, status in failed],
-            pollers=pollers, no_pollers_since=since, breach=breach, notes=notes,
+            pollers=pollers,
+            no_pollers_since=since,
+            breach=breach,
+            notes=notes,
             start_latency_s=round(attempt.latency_s, 3),
-        )  # fmt: skip
+        )
 
     @activity.defn(name=names.AWAIT_RECOVERY)
     async def await_recovery(self, recovery: RecoveryInput) -> RecoveryCheck:
@@ -204,9 +228,12 @@ class TemporalProbeActivities:
         client = await self.clients.get(recovery.context.verification.temporal)
         check = await self.recovery.run(client, recovery)
         _logger(recovery.context).info(
-            "recovery_checked", recovered=check.recovered, ttr_s=check.time_to_recovery_s,
-            problems=check.problems, breach=check.breach,
-        )  # fmt: skip
+            "recovery_checked",
+            recovered=check.recovered,
+            ttr_s=check.time_to_recovery_s,
+            problems=check.problems,
+            breach=check.breach,
+        )
         return check
 
     @activity.defn(name=names.CHECK_GOAL_RUNS)
@@ -215,14 +242,20 @@ class TemporalProbeActivities:
         client = await self.clients.get(inp.context.verification.temporal)
         check = await self.goal_runs.run(client, inp)
         _logger(inp.context).info(
-            "goal_runs_checked", checked=check.checked, completed=check.completed,
-            progressing=check.progressing, losses=[x.workflow_id for x in check.losses],
+            "goal_runs_checked",
+            checked=check.checked,
+            completed=check.completed,
+            progressing=check.progressing,
+            losses=[x.workflow_id for x in check.losses],
             waited_s=check.waited_s,
-        )  # fmt: skip
+        )
         return check
 
     def all(self) -> list[object]:
         """Every activity of this adapter, for the worker."""
         return [
-            self.check_steady_state, self.probe_hold, self.await_recovery, self.check_goal_runs,
-        ]  # fmt: skip
+            self.check_steady_state,
+            self.probe_hold,
+            self.await_recovery,
+            self.check_goal_runs,
+        ]

@@ -106,9 +106,11 @@ class RecoveryWatch:
             # look live until a canary's task has waited long enough to prove otherwise.
             _streak(first, POLLERS, pollers > 0, now)
             _streak(
-                first, REPLICAS,
-                replicas.ready >= want_ready and not replica_problems(replicas, ctx.target), now,
-            )  # fmt: skip
+                first,
+                REPLICAS,
+                replicas.ready >= want_ready and not replica_problems(replicas, ctx.target),
+                now,
+            )
             if canary_id and started:
                 outcome = await canary_outcome(client, canary_id, spec.expected_result)
                 if outcome.ok:
@@ -161,10 +163,16 @@ def _report(
             problems
         )
     return RecoveryCheck(
-        recovered=recovered, time_to_recovery_s=round(ttr, 3) if ttr is not None else None,
-        pollers=pollers, replicas=replicas,
+        recovered=recovered,
+        time_to_recovery_s=round(ttr, 3) if ttr is not None else None,
+        pollers=pollers,
+        replicas=replicas,
         canary_completed=(outcome.ok if outcome else False) if canary_id else None,
-        problems=problems, evidence=evidence, breach=breach,
-        pollers_back_after_s=after.get(POLLERS), replicas_ready_after_s=after.get(REPLICAS),
-        canary_completed_after_s=after.get(CANARY), canary_id=canary_id,
-    )  # fmt: skip
+        problems=problems,
+        evidence=evidence,
+        breach=breach,
+        pollers_back_after_s=after.get(POLLERS),
+        replicas_ready_after_s=after.get(REPLICAS),
+        canary_completed_after_s=after.get(CANARY),
+        canary_id=canary_id,
+    )

@@ -125,10 +125,15 @@ class ChaosMeshBackend:
     name = "chaos-mesh"
 
     def __init__(
-        self, kube: KubeClient, *, allowed_namespaces: list[str],
-        blast_radius: BlastRadius | None = None, peers: PeerMap = DEFAULT_PEERS,
-        poll_s: float = 0.5, recover_wait_s: float = 30.0,
-    ) -> None:  # fmt: skip
+        self,
+        kube: KubeClient,
+        *,
+        allowed_namespaces: list[str],
+        blast_radius: BlastRadius | None = None,
+        peers: PeerMap = DEFAULT_PEERS,
+        poll_s: float = 0.5,
+        recover_wait_s: float = 30.0,
+    ) -> None:
         """Bind the backend to a client and this deployment's limits.
 
         Args:
@@ -153,7 +158,7 @@ class ChaosMeshBackend:
             KubeClient.from_config(settings.kubeconfig),
             allowed_namespaces=settings.allowed_namespaces,
             blast_radius=BlastRadius(settings.max_targets, settings.max_target_pct),
-        )  # fmt: skip
+        )
 
     # -- safety -------------------------------------------------------------------------
 
@@ -183,9 +188,13 @@ class ChaosMeshBackend:
             self._check_namespace(fault.target.namespace)
         except FaultRejected as err:  # never call the API where we may not go
             return TargetPreview(
-                fault_id=request.fault_id, label=fault.label, action=fault.action,
-                selector=fault.target.describe(), accepted=False, problems=[err.message],
-            )  # fmt: skip
+                fault_id=request.fault_id,
+                label=fault.label,
+                action=fault.action,
+                selector=fault.target.describe(),
+                accepted=False,
+                problems=[err.message],
+            )
         pods = await self._pods(fault.target)
         problems += self.blast_radius.problems(fault.target, len(pods))
         try:
@@ -197,10 +206,14 @@ class ChaosMeshBackend:
         except KubeRejected as err:
             problems.append(err.message)
         return TargetPreview(
-            fault_id=request.fault_id, label=fault.label, action=fault.action,
-            selector=fault.target.describe(), targets=[pod_ref(p) for p in pods],
-            accepted=not problems, problems=problems,
-        )  # fmt: skip
+            fault_id=request.fault_id,
+            label=fault.label,
+            action=fault.action,
+            selector=fault.target.describe(),
+            targets=[pod_ref(p) for p in pods],
+            accepted=not problems,
+            problems=problems,
+        )
 
     async def inject(self, request: FaultRequest) -> Injection:
         """Create the object, or adopt the one this run and step created before."""
@@ -212,10 +225,13 @@ class ChaosMeshBackend:
             raise FaultRejected("blast radius: " + "; ".join(problems))
         if fault.action in ONE_SHOT:  # their evidence is a changed pod: note how they were
             before = [
-                {"name": p["metadata"]["name"], "uid": p["metadata"]["uid"],
-                 "restarts": {s["name"]: s.get("restartCount", 0) for s in statuses(p)}}
+                {
+                    "name": p["metadata"]["name"],
+                    "uid": p["metadata"]["uid"],
+                    "restarts": {s["name"]: s.get("restartCount", 0) for s in statuses(p)},
+                }
                 for p in pods
-            ]  # fmt: skip
+            ]
             obj["metadata"]["annotations"][TARGETS_BEFORE] = json.dumps(before, sort_keys=True)
         kind, where = obj["kind"], f"{fault.target.namespace}/{request.fault_id}"
         try:
@@ -228,10 +244,13 @@ class ChaosMeshBackend:
             raise FaultRejected(err.message) from err
         log.info("chaos_object_" + verb, kind=kind, name=where, matched=len(pods))
         return Injection(
-            targets=[pod_ref(p) for p in pods], in_effect=False,
-            evidence=[f"{verb} {kind} {where} (uid {created['metadata'].get('uid', '?')}); "
-                      f"{len(pods)} pod(s) match, mode {fault.target.mode.value}"],
-        )  # fmt: skip
+            targets=[pod_ref(p) for p in pods],
+            in_effect=False,
+            evidence=[
+                f"{verb} {kind} {where} (uid {created['metadata'].get('uid', '?')}); "
+                f"{len(pods)} pod(s) match, mode {fault.target.mode.value}"
+            ],
+        )
 
     async def _adopt(self, request: FaultRequest, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
@@ -288,17 +307,22 @@ class ChaosMeshBackend:
         before = json.loads(obj["metadata"].get("annotations", {}).get(TARGETS_BEFORE, "[]"))
         now = {p["metadata"]["uid"]: p for p in pods}
         if request.fault.action == "pod-kill":
-            return [f"pod {b['name']} (uid {b['uid']}) was killed; now running: "
-                    f"{', '.join(sorted(p['metadata']['name'] for p in now.values()))}"
-                    for b in before if b["uid"] not in now]  # fmt: skip
+            return [
+                f"pod {b['name']} (uid {b['uid']}) was killed; now running: "
+                f"{', '.join(sorted(p['metadata']['name'] for p in now.values()))}"
+                for b in before
+                if b["uid"] not in now
+            ]
         wanted = set(getattr(request.fault, "container_names", []))
         changes = []
         for b in before:
             for status in statuses(now.get(b["uid"], {})):
                 old = b["restarts"].get(status["name"], 0)
                 if status["name"] in wanted and status.get("restartCount", 0) > old:
-                    changes.append(f"container {b['name']}/{status['name']} restarted "
-                                   f"({old} -> {status['restartCount']} restarts)")  # fmt: skip
+                    changes.append(
+                        f"container {b['name']}/{status['name']} restarted "
+                        f"({old} -> {status['restartCount']} restarts)"
+                    )
         return changes
 
     async def recover(self, request: FaultRequest) -> Recovery:

@@ -41,9 +41,11 @@ class KubeError(ApplicationError):
         self, message: str, *, status: int | None = None, retry_after_s: float | None = None
     ) -> None:
         super().__init__(
-            message, type=type(self).__name__, non_retryable=not self.retryable,
+            message,
+            type=type(self).__name__,
+            non_retryable=not self.retryable,
             next_retry_delay=timedelta(seconds=retry_after_s) if retry_after_s else None,
-        )  # fmt: skip
+        )
         self.status = status
 
 
@@ -114,8 +116,9 @@ def classify(err: client.ApiException, what: str) -> KubeError:
     if code == 429:
         headers = err.headers or {}
         retry_after = float(headers.get("Retry-After", 1) or 1)
-        return KubeThrottled(f"{what}: throttled: {message}", status=code,
-                             retry_after_s=retry_after)  # fmt: skip
+        return KubeThrottled(
+            f"{what}: throttled: {message}", status=code, retry_after_s=retry_after
+        )
     return KubeTemporary(f"{what}: API server error {code}: {message}", status=code)
 
 
@@ -190,19 +193,30 @@ class KubeClient:
         verb = "dry-run create" if dry_run else "create"
         what = f"{verb} {obj['kind']} {meta['namespace']}/{meta['name']}"
         created: dict[str, Any] = await self._call(
-            what, self._custom.create_namespaced_custom_object, GROUP, VERSION,
-            meta["namespace"], plural, obj, field_validation="Strict",
+            what,
+            self._custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            plural,
+            obj,
+            field_validation="Strict",
             dry_run="All" if dry_run else None,
-        )  # fmt: skip
+        )
         return created
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""
         try:
             found: dict[str, Any] = await self._call(
-                f"get {plural} {namespace}/{name}", self._custom.get_namespaced_custom_object,
-                GROUP, VERSION, namespace, plural, name,
-            )  # fmt: skip
+                f"get {plural} {namespace}/{name}",
+                self._custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+            )
         except KubeNotFound:
             return None
         return found
@@ -212,9 +226,14 @@ class KubeClient:
     ) -> list[dict[str, Any]]:
         """Objects of one kind in one namespace matching a label selector."""
         found: dict[str, Any] = await self._call(
-            f"list {plural} in {namespace}", self._custom.list_namespaced_custom_object,
-            GROUP, VERSION, namespace, plural, label_selector=selector,
-        )  # fmt: skip
+            f"list {plural} in {namespace}",
+            self._custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            label_selector=selector,
+        )
         return list(found.get("items") or [])
 
     async def delete(self, plural: str, namespace: str, name: str) -> bool:
@@ -223,8 +242,13 @@ class KubeClient:
             await self._call(
                 f"delete {plural} {namespace}/{name}",
                 self._custom.delete_namespaced_custom_object,
-                GROUP, VERSION, namespace, plural, name, propagation_policy="Background",
-            )  # fmt: skip
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                propagation_policy="Background",
+            )
         except KubeNotFound:
             return False
         return True
@@ -232,9 +256,12 @@ class KubeClient:
     async def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Pods of a namespace carrying every one of `labels`, as plain dicts."""
         response: Any = await self._call(
-            f"list pods in {namespace}", self._core.list_namespaced_pod, namespace,
-            label_selector=label_selector(labels), _preload_content=False,
-        )  # fmt: skip
+            f"list pods in {namespace}",
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector(labels),
+            _preload_content=False,
+        )
         return list(json.loads(response.data).get("items") or [])
 
     def close(self) -> None:
@@ -259,8 +286,10 @@ def pod_ref(pod: dict[str, Any]) -> TargetRef:
     reason = "OOMKilled" if "OOMKilled" in reasons else next((r for r in reasons if r), None)
     meta = pod.get("metadata") or {}
     return TargetRef(
-        namespace=meta.get("namespace", ""), name=meta.get("name", ""), uid=meta.get("uid", ""),
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
         ready=_ready(pod) and not meta.get("deletionTimestamp"),
         restarts=sum(int(s.get("restartCount") or 0) for s in statuses),
         last_exit_reason=reason,
-    )  # fmt: skip
+    )

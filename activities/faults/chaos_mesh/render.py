@@ -161,9 +161,11 @@ def _peers(fault: NetworkFaultBase, peers: PeerMap) -> dict[str, Any]:
         peer = pod_peers[0]
         out["target"] = {
             "mode": "all",
-            "selector": {"namespaces": [peer.namespace or fault.target.namespace],
-                         "labelSelectors": dict(peer.labels)},
-        }  # fmt: skip
+            "selector": {
+                "namespaces": [peer.namespace or fault.target.namespace],
+                "labelSelectors": dict(peer.labels),
+            },
+        }
     return out
 
 
@@ -193,9 +195,10 @@ def fault_spec(fault: FaultSpec, peers: PeerMap = DEFAULT_PEERS) -> dict[str, An
         spec["loss"] = {"loss": str(fault.loss_pct), "correlation": str(fault.correlation_pct)}
     elif isinstance(fault, NetworkBandwidth):
         spec["bandwidth"] = {
-            "rate": _rate(fault.rate_kbps), "limit": fault.limit_bytes,
+            "rate": _rate(fault.rate_kbps),
+            "limit": fault.limit_bytes,
             "buffer": fault.buffer_bytes,
-        }  # fmt: skip
+        }
     elif isinstance(fault, DnsError):
         spec["patterns"] = list(fault.patterns)  # the model checked them
     elif isinstance(fault, CpuStress | MemoryStress | CombinedStress):
@@ -205,9 +208,10 @@ def fault_spec(fault: FaultSpec, peers: PeerMap = DEFAULT_PEERS) -> dict[str, An
         if isinstance(fault, MemoryStress | CombinedStress):
             # oomScoreAdj is the CRD's default, written out so the stored object equals ours.
             stressors["memory"] = {
-                "workers": fault.memory.workers, "size": f"{fault.memory.size_mb}MB",
+                "workers": fault.memory.workers,
+                "size": f"{fault.memory.size_mb}MB",
                 "oomScoreAdj": 0,
-            }  # fmt: skip
+            }
         spec["stressors"] = stressors
     spec["duration"] = format_duration(fault.duration)
     return spec
@@ -249,9 +253,11 @@ def render_fault(
     """
     kind = kind_of(fault)
     labels = {
-        LABEL_PART_OF: TOOL, LABEL_RUN: run_label(run_id), LABEL_STEP: str(step),
+        LABEL_PART_OF: TOOL,
+        LABEL_RUN: run_label(run_id),
+        LABEL_STEP: str(step),
         LABEL_ACTION: fault.action,
-    }  # fmt: skip
+    }
     if managed:
         labels = {LABEL_MANAGED_BY: TOOL} | labels
     annotations = {ANNOTATION_RUN_ID: run_id}
@@ -261,19 +267,26 @@ def render_fault(
         "apiVersion": API_VERSION,
         "kind": kind.kind,
         "metadata": {
-            "name": name, "namespace": fault.target.namespace,
-            "labels": labels, "annotations": annotations,
+            "name": name,
+            "namespace": fault.target.namespace,
+            "labels": labels,
+            "annotations": annotations,
         },
         "spec": fault_spec(fault, peers),
-    }  # fmt: skip
+    }
 
 
 def render_request(request: FaultRequest, peers: PeerMap = DEFAULT_PEERS) -> dict[str, Any]:
     """The object the Chaos Mesh backend creates for a request, named by its fault id."""
     return render_fault(
-        request.fault, name=request.fault_id, run_id=request.run_id, step=request.step,
-        expires_at=request.expires_at, managed=True, peers=peers,
-    )  # fmt: skip
+        request.fault,
+        name=request.fault_id,
+        run_id=request.run_id,
+        step=request.step,
+        expires_at=request.expires_at,
+        managed=True,
+        peers=peers,
+    )
 
 
 def manual_name(scenario: Scenario, step: int, label: str) -> str:
@@ -289,9 +302,13 @@ def render_scenario(
     for index, step in enumerate(scenario.steps):
         for fault in step.faults:
             obj = render_fault(
-                fault, name=manual_name(scenario, index, fault.label), run_id=run_id,
-                step=index, managed=False, peers=peers,
-            )  # fmt: skip
+                fault,
+                name=manual_name(scenario, index, fault.label),
+                run_id=run_id,
+                step=index,
+                managed=False,
+                peers=peers,
+            )
             comment = f"# step {index} ({step.label}), {fault.action}: {fault.expected.summary}"
             docs.append(f"---\n{comment}\n" + yaml.safe_dump(obj, sort_keys=False))
     return "".join(docs)

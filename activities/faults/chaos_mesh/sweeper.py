@@ -57,7 +57,9 @@ def object_ref(obj: dict[str, Any]) -> ChaosObjectRef:
     records = ((obj.get("status") or {}).get("experiment") or {}).get("containerRecords") or []
     step = labels.get(LABEL_STEP)
     return ChaosObjectRef(
-        kind=obj["kind"], namespace=meta["namespace"], name=meta["name"],
+        kind=obj["kind"],
+        namespace=meta["namespace"],
+        name=meta["name"],
         run_id=annotations.get(ANNOTATION_RUN_ID),
         step=int(step) if step and step.isdigit() else None,
         expires_at=_time(annotations.get(ANNOTATION_EXPIRES_AT)),
@@ -65,7 +67,7 @@ def object_ref(obj: dict[str, Any]) -> ChaosObjectRef:
         deleting_since=_time(meta.get("deletionTimestamp")),
         finalizers=list(meta.get("finalizers") or []),
         targets=sorted({str(r["id"]).split("/")[1] for r in records if "/" in str(r.get("id"))}),
-    )  # fmt: skip
+    )
 
 
 class SweeperActivities:
@@ -114,9 +116,10 @@ class SweeperActivities:
         pods = {p["metadata"]["name"] for p in await self.kube.list_pods(namespace, {})}
         return [
             o.model_copy(update={"targets_present": [t for t in o.targets if t in pods]})
-            if o.deleting_since else o
+            if o.deleting_since
+            else o
             for o in objects
-        ]  # fmt: skip
+        ]
 
     @activity.defn(name=names.CHECK_CHAOS_RUNS)
     async def check_chaos_runs(self, runs: RunStatesInput) -> RunStates:

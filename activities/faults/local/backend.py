@@ -73,11 +73,14 @@ def snapshot(replica: ReplicaView) -> TargetSnapshot:
     cgroup = replica.cgroup
     memory = cgroup.memory if cgroup else None
     return TargetSnapshot(
-        name=replica.name, pid=replica.pid, restarts=replica.restarts,
-        memory_cgroup=memory, cpu_cgroup=cgroup.cpu if cgroup else None,
+        name=replica.name,
+        pid=replica.pid,
+        restarts=replica.restarts,
+        memory_cgroup=memory,
+        cpu_cgroup=cgroup.cpu if cgroup else None,
         memory_bytes=procs.memory_usage(Path(memory)) if memory else 0,
         oom_kills=cgroup.oom_kills if cgroup else 0,
-    )  # fmt: skip
+    )
 
 
 class LocalBackend:
@@ -97,9 +100,12 @@ class LocalBackend:
         self.ledger = Ledger(state_dir)
         self.sut_state_dir = sut_state_dir
         self.env = LocalEnv(
-            state_dir=state_dir, sut_state_dir=sut_state_dir,
-            proxy_control_dir=proxy_control_dir, save=self.ledger.save, beat=_beat,
-        )  # fmt: skip
+            state_dir=state_dir,
+            sut_state_dir=sut_state_dir,
+            proxy_control_dir=proxy_control_dir,
+            save=self.ledger.save,
+            beat=_beat,
+        )
         families: list[Family] = [
             PodFaults(self.env),
             NetworkFaults(self.env),
@@ -124,10 +130,14 @@ class LocalBackend:
                 problems.append(no_match_reason(spec.target, len(replicas)))
         problems += self._family(spec.action).problems(spec, chosen)
         return TargetPreview(
-            fault_id=request.fault_id, label=spec.label, action=spec.action,
-            selector=spec.target.describe(), targets=[r.ref() for r in chosen],
-            accepted=not problems, problems=problems,
-        )  # fmt: skip
+            fault_id=request.fault_id,
+            label=spec.label,
+            action=spec.action,
+            selector=spec.target.describe(),
+            targets=[r.ref() for r in chosen],
+            accepted=not problems,
+            problems=problems,
+        )
 
     async def inject(self, request: FaultRequest) -> Injection:
         """Select, record, apply; a retry adopts what an earlier attempt did."""
@@ -147,8 +157,12 @@ class LocalBackend:
                 raise ApplicationError(str(e), type="StandinUnavailable") from e
             entry.phase = "injected"
             self.ledger.save(entry)
-            log.info("local_fault_applied", fault_id=entry.fault_id, action=entry.action,
-                     targets=[t.name for t in entry.targets])  # fmt: skip
+            log.info(
+                "local_fault_applied",
+                fault_id=entry.fault_id,
+                action=entry.action,
+                targets=[t.name for t in entry.targets],
+            )
             return Injection(
                 targets=self._refs(entry), evidence=list(entry.evidence), in_effect=False
             )
@@ -228,10 +242,13 @@ class LocalBackend:
         if problems := self._family(spec.action).problems(spec, chosen):
             raise FaultRejected("; ".join(problems))
         entry = FaultEntry(
-            fault_id=request.fault_id, run_id=request.run_id, action=spec.action,
-            expires_at=expires_at, targets=[snapshot(r) for r in chosen],
+            fault_id=request.fault_id,
+            run_id=request.run_id,
+            action=spec.action,
+            expires_at=expires_at,
+            targets=[snapshot(r) for r in chosen],
             evidence=[f"selected {', '.join(r.name for r in chosen)} by {spec.target.describe()}"],
-        )  # fmt: skip
+        )
         return self.ledger.save(entry)
 
     async def _undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
@@ -275,8 +292,15 @@ class LocalBackend:
         for t in entry.targets:
             now = state.replica(t.name) if state else None
             refs.append(
-                now.ref(NAMESPACE) if now else
-                TargetRef(namespace=NAMESPACE, name=t.name, uid=str(t.pid or ""),
-                          ready=None, restarts=t.restarts, last_exit_reason=None)
-            )  # fmt: skip
+                now.ref(NAMESPACE)
+                if now
+                else TargetRef(
+                    namespace=NAMESPACE,
+                    name=t.name,
+                    uid=str(t.pid or ""),
+                    ready=None,
+                    restarts=t.restarts,
+                    last_exit_reason=None,
+                )
+            )
         return refs

@@ -72,9 +72,12 @@ class Family(Protocol):
 
 
 async def poll_until(
-    check: Callable[[], bool], timeout_s: float, beat: Callable[[str], None], what: str,
+    check: Callable[[], bool],
+    timeout_s: float,
+    beat: Callable[[str], None],
+    what: str,
     interval_s: float = 0.1,
-) -> bool:  # fmt: skip
+) -> bool:
     """Poll ``check`` until it holds or ``timeout_s`` passes; heartbeats about once a second."""
     deadline = time.monotonic() + timeout_s
     next_beat = 0.0

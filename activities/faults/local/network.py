@@ -79,10 +79,15 @@ def rule_for(spec: FaultBase, fault_id: str, replicas: list[str], expires_at: fl
         raise FaultRejected(f"{getattr(spec, 'action', spec)} is not a network fault")
     return Rule.model_validate(
         {
-            "fault_id": fault_id, "kind": kind, "replicas": replicas, "peers": peers_of(spec),
-            "direction": direction, "params": params, "expires_at": expires_at,
+            "fault_id": fault_id,
+            "kind": kind,
+            "replicas": replicas,
+            "peers": peers_of(spec),
+            "direction": direction,
+            "params": params,
+            "expires_at": expires_at,
         }
-    )  # fmt: skip
+    )
 
 
 def _describe(rule: Rule) -> str:
@@ -101,8 +106,12 @@ class NetworkFaults:
     """The NetworkChaos and DNSChaos actions, through the fault proxy."""
 
     actions: tuple[str, ...] = (
-        "network-delay", "network-loss", "network-partition", "network-bandwidth", "dns-error",
-    )  # fmt: skip
+        "network-delay",
+        "network-loss",
+        "network-partition",
+        "network-bandwidth",
+        "dns-error",
+    )
 
     def __init__(self, env: LocalEnv) -> None:
         self.env = env

@@ -85,8 +85,9 @@ class PodFaults:
                 evidence.append(
                     f"{target.name}: down (phase {now.phase}, held until "
                     f"{iso(now.held_until) if now.held_until else '-'}), was pid {target.pid}"
-                    if down else f"{target.name}: still running as pid {now.pid}"
-                )  # fmt: skip
+                    if down
+                    else f"{target.name}: still running as pid {now.pid}"
+                )
             else:
                 replaced = now.restarts > target.restarts or (
                     now.pid is not None and now.pid != target.pid
@@ -137,8 +138,10 @@ class PodFaults:
         """The target's current state once it has a pid (waits a little for a restart)."""
         await poll_until(
             lambda: bool((r := self.env.replica(target.name)) and r.pid),
-            RUNNING_WAIT_S, self.env.beat, f"{target.name} running",
-        )  # fmt: skip
+            RUNNING_WAIT_S,
+            self.env.beat,
+            f"{target.name} running",
+        )
         now = self.env.replica(target.name)
         if now is None or not now.pid:
             return None
@@ -182,16 +185,25 @@ class PodFaults:
         log_file = self.env.log_dir / f"{entry.fault_id}-{target.name}-oom.log"
         log_file.unlink(missing_ok=True)
         argv = [
-            sys.executable, "-m", "faultproxy.oom", "--victim", str(pid),
-            "--limit-bytes", str(limit), "--timeout-s", str(OOM_TIMEOUT_S),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "faultproxy.oom",
+            "--victim",
+            str(pid),
+            "--limit-bytes",
+            str(limit),
+            "--timeout-s",
+            str(OOM_TIMEOUT_S),
+        ]
         helper = procs.spawn_detached(argv, [cgroup], log_file)
         entry.helper_pids.append(helper)
         self.env.save(entry)
         await poll_until(
             lambda: procs.exit_status(helper) is not None or not procs.alive(helper),
-            OOM_TIMEOUT_S + 5, self.env.beat, "OOM helper",
-        )  # fmt: skip
+            OOM_TIMEOUT_S + 5,
+            self.env.beat,
+            "OOM helper",
+        )
         result = _last_json_line(log_file)
         if procs.alive(pid):
             procs.kill_group(helper)

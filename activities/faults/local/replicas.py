@@ -53,9 +53,13 @@ class ReplicaView(BaseModel):
     def ref(self, namespace: str = NAMESPACE) -> TargetRef:
         """This replica as a fault target (uid: its pid)."""
         return TargetRef(
-            namespace=namespace, name=self.name, uid=str(self.pid or ""), ready=self.ready,
-            restarts=self.restarts, last_exit_reason=self.last_exit_reason,
-        )  # fmt: skip
+            namespace=namespace,
+            name=self.name,
+            uid=str(self.pid or ""),
+            ready=self.ready,
+            restarts=self.restarts,
+            last_exit_reason=self.last_exit_reason,
+        )
 
 
 class SupervisorView(BaseModel):

@@ -59,9 +59,14 @@ def stress_argv(spec: FaultBase, timeout_s: int) -> list[str]:
         argv += ["--cpu", str(cpu.workers), "--cpu-load", str(cpu.load_pct)]
     if memory is not None:
         argv += [
-            "--vm", str(memory.workers), "--vm-bytes", f"{memory.size_mb}M",
-            "--vm-keep", "--vm-hang", "0",
-        ]  # fmt: skip
+            "--vm",
+            str(memory.workers),
+            "--vm-bytes",
+            f"{memory.size_mb}M",
+            "--vm-keep",
+            "--vm-hang",
+            "0",
+        ]
     return argv
 
 
@@ -142,8 +147,9 @@ class StressFaults:
             state = "gone" if gone else "still exiting"
             evidence.append(
                 f"stress-ng {pid}: killed {len(killed)} processes, {state}"
-                if killed else f"stress-ng {pid}: had already ended"
-            )  # fmt: skip
+                if killed
+                else f"stress-ng {pid}: had already ended"
+            )
         for target in entry.targets:
             if target.memory_cgroup:
                 now = procs.memory_usage(Path(target.memory_cgroup))
