@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -30,11 +29,12 @@ from activities.kafka.probe import KafkaProbeActivities
 from devstack.kafka import KafkaBroker
 from models.faults import ExpectedBehavior
 from models.judge import judge_fault
-from models.kafka import KafkaCheckInput, KafkaCheckProgress, KafkaOrderReport, KafkaPositions
+from models.kafka import KafkaCheckInput, KafkaCheckProgress, KafkaOrderReport
 from models.ledger import FaultRecord
 from models.report import Criterion, FaultObservations, Verdict
 from models.scenario import KafkaTarget
 from tests.conftest import assert_eventually
+from tests.support.kafka_events import Events, check, commit, positions
 from workflows import names, policies
 
 
@@ -60,52 +60,6 @@ async def target(broker: KafkaBroker) -> KafkaTarget:
     return kafka
 
 
-@dataclasses.dataclass
-class Sent:
-    """Where a produced event landed."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-
-
-class Events:
-    """Produces ByteBot events (as the stand-in writes them) to the target's topics."""
-
-    def __init__(self, target: KafkaTarget) -> None:
-        self.target = target
-        self.ts = int(time.time() * 1000)
-        self.producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap, acks="all")
-
-    async def emit(
-        self, event_type: str, goal_run: str, step: int | None = None, eid: str | None = None
-    ) -> Sent:
-        """Write one event and wait for its acknowledgement."""
-        self.ts += 5
-        topic = self.target.goal_topic if step is None else self.target.step_topic
-        key = goal_run if step is None else f"{goal_run}-{step}"
-        value = {
-            "eventId": eid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{event_type}")),
-            "eventType": event_type,
-            "goalRunId": goal_run,
-            "stepNumber": step,
-            "timestamp": self.ts,
-            "producer": "test",
-        }
-        meta = await self.producer.send_and_wait(topic, json.dumps(value).encode(), key.encode())
-        return Sent(topic, meta.partition, meta.offset, key)
-
-    async def goal_run(self, goal_run: str, steps: int, end: str = "GOAL_COMPLETED") -> int:
-        """A whole goal run in its valid order; returns the number of events."""
-        await self.emit("GOAL_STARTED", goal_run)
-        for n in range(1, steps + 1):
-            await self.emit("STEP_STARTED", goal_run, n)
-            await self.emit("STEP_COMPLETED", goal_run, n)
-        await self.emit(end, goal_run)
-        return 2 + 2 * steps
-
-
 @pytest.fixture
 async def events(target: KafkaTarget) -> AsyncIterator[Events]:
     producer = Events(target)
@@ -120,43 +74,6 @@ def probe(broker: KafkaBroker) -> KafkaProbeActivities:
     return KafkaProbeActivities(
         broker.bootstrap_direct, lag_interval_s=0.3, progress_interval_s=0.5
     )
-
-
-async def positions(probe: KafkaProbeActivities, target: KafkaTarget) -> KafkaPositions:
-    """READ_KAFKA_POSITIONS, called as an activity."""
-    result: KafkaPositions = await ActivityEnvironment().run(probe.read_kafka_positions, target)
-    return result
-
-
-async def check(
-    probe: KafkaProbeActivities,
-    target: KafkaTarget,
-    start: KafkaPositions,
-    within_s: float,
-    env: ActivityEnvironment | None = None,
-) -> KafkaOrderReport:
-    """CHECK_KAFKA_EVENTS, called as an activity, due `within_s` seconds from now."""
-    deadline = datetime.now(UTC) + timedelta(seconds=within_s)
-    request = KafkaCheckInput(kafka=target, start=start, deadline=deadline)
-    report: KafkaOrderReport = await (env or ActivityEnvironment()).run(
-        probe.check_kafka_events, request
-    )
-    return report
-
-
-async def commit(target: KafkaTarget, offsets: dict[TopicPartition, int]) -> None:
-    """Commit offsets for the target's group the way a consumer of it would, then leave."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=target.bootstrap,
-        group_id=target.consumer_group,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    finally:
-        await consumer.stop()
 
 
 async def test_ordered_streams_pass_and_the_check_returns_as_soon_as_all_ended(

@@ -25,10 +25,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from google.protobuf.duration_pb2 import Duration
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.verify.clients import (
@@ -43,7 +40,13 @@ from models.ledger import FaultStatus
 from models.observations import HoldProbe, HoldProbeInput, RecoveryInput
 from models.report import Criterion, Verdict
 from models.scenario import AbortConditions, TemporalTarget, TlsFiles
-from tests.support.goal_runs import BROKEN, SUT_NAMESPACE, StandInBackend, SystemUnderTest
+from tests.support.goal_runs import (
+    BROKEN,
+    SUT_NAMESPACE,
+    StandInBackend,
+    SystemUnderTest,
+    ensure_namespace,
+)
 from tests.support.verification_runs import (
     chaos_worker,
     context,
@@ -59,16 +62,7 @@ from tests.support.verification_runs import (
 @pytest.fixture(scope="module")
 async def clients(temporal_server: TemporalDevServer, client: Client) -> TemporalClients:
     """Clients as the chaos worker builds them; the SUT lives in a namespace of its own."""
-    try:
-        await client.workflow_service.register_namespace(
-            RegisterNamespaceRequest(
-                namespace=SUT_NAMESPACE,
-                workflow_execution_retention_period=Duration(seconds=86400),
-            )
-        )
-    except RPCError as err:
-        if err.status is not RPCStatusCode.ALREADY_EXISTS:
-            raise
+    await ensure_namespace(client, SUT_NAMESPACE)
     return TemporalClients(TemporalDefaults(address=temporal_server.address), own=client)
 
 

@@ -19,11 +19,14 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio import activity, workflow
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.faults.backend import NotYet
@@ -207,3 +210,16 @@ class StandInBackend:
 
     async def sweep(self) -> list[str]:
         return []
+
+
+async def ensure_namespace(client: Client, namespace: str) -> None:
+    """Register a Temporal namespace for the system under test, unless it exists."""
+    try:
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(
+                namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+            )
+        )
+    except RPCError as err:
+        if err.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
