@@ -17,6 +17,7 @@ from models.errors import describe_validation_error
 from models.report import ScenarioReport
 from models.run import RunStatus
 from models.scenario import ScenarioInput
+from workflows import names
 
 
 class BadInput(ValueError):
@@ -61,7 +62,7 @@ async def start_run(
     """Start ChaosScenarioWorkflow; the handle of the run."""
     name = run_input.scenario if isinstance(run_input.scenario, str) else run_input.scenario.name
     return await client.start_workflow(
-        "ChaosScenarioWorkflow",
+        names.SCENARIO_WORKFLOW,
         run_input,
         result_type=ScenarioReport,
         id=workflow_id or f"chaos-{name}-{uuid.uuid4().hex[:8]}",
@@ -80,7 +81,7 @@ async def follow_run(
     last: tuple[object, ...] | None = None
     while not result.done():
         try:
-            status = await handle.query("status", result_type=RunStatus)
+            status = await handle.query(names.STATUS_QUERY, result_type=RunStatus)
             key = (status.phase, status.step, tuple((r.fault_id, r.status) for r in status.ledger))
             if key != last:
                 on_change(status)

@@ -21,8 +21,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from control.schedules import upsert_schedule
 from models.base import Frozen
 from models.scenario import ScenarioInput
+from workflows import names
 
-WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"
+WEEKLY_SCHEDULE_ID = names.WEEKLY_SCHEDULE_ID
 #: Mondays 03:00 UTC: a quiet hour, early in the week so people are there to read the verdict.
 WEEKLY_CRON = "0 3 * * 1"
 
@@ -54,7 +55,7 @@ def build_schedule(options: ScheduleOptions) -> Schedule:
     )
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ChaosScenarioWorkflow",
+            names.SCENARIO_WORKFLOW,
             options.run_input,
             id=f"{options.schedule_id}-run",
             task_queue=options.task_queue,

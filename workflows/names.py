@@ -32,3 +32,16 @@ DELETE_CHAOS_OBJECTS = "delete_chaos_objects"
 
 SWEEPER_WORKFLOW = "ChaosOrphanSweeperWorkflow"
 SWEEPER_SCHEDULE_ID = "bytebot-chaos-orphan-sweeper"
+
+# Workflow types, their signals and queries (the CLI, schedules and `temporal` commands use them).
+SCENARIO_WORKFLOW = "ChaosScenarioWorkflow"
+FAULT_WORKFLOW = "ChaosFaultWorkflow"
+ABORT_SIGNAL = "abort"
+PAUSE_SIGNAL = "pause"
+RESUME_SIGNAL = "resume"
+LEDGER_SIGNAL = "fault_recorded"
+STATUS_QUERY = "status"
+RECORD_QUERY = "record"
+PHASE_QUERY = "phase"
+
+WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"
