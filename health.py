@@ -35,8 +35,11 @@ class HealthServer:
             request = await asyncio.wait_for(reader.readline(), timeout=5)
             path = request.split()[1].decode() if len(request.split()) > 1 else ""
             ok = path == "/livez" or (path == "/readyz" and self.ready)
-            status = "200 OK" if ok else ("503 Service Unavailable" if path == "/readyz"
-                                          else "404 Not Found")  # fmt: skip
+            status = (
+                "200 OK"
+                if ok
+                else ("503 Service Unavailable" if path == "/readyz" else "404 Not Found")
+            )
             body = status.split(" ", 1)[1].encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n"

@@ -26,25 +26,30 @@ class Settings(BaseSettings):
         description="Temporal frontend host:port.",
     )
     temporal_namespace: str = Field(
-        "default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "CHAOS_TEMPORAL_NAMESPACE"),
+        "default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "CHAOS_TEMPORAL_NAMESPACE"),
         description="Temporal namespace of the chaos runs.",
-    )  # fmt: skip
+    )
     temporal_api_key: str | None = Field(
-        None, validation_alias=AliasChoices("TEMPORAL_API_KEY", "CHAOS_TEMPORAL_API_KEY"),
+        None,
+        validation_alias=AliasChoices("TEMPORAL_API_KEY", "CHAOS_TEMPORAL_API_KEY"),
         description="API key (Temporal Cloud); implies TLS.",
-    )  # fmt: skip
+    )
     temporal_tls_cert: Path | None = Field(
-        None, validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_CERT_PATH", "CHAOS_TLS_CERT"),
+        None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_CERT_PATH", "CHAOS_TLS_CERT"),
         description="Client certificate (mTLS).",
-    )  # fmt: skip
+    )
     temporal_tls_key: Path | None = Field(
-        None, validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_KEY_PATH", "CHAOS_TLS_KEY"),
+        None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_KEY_PATH", "CHAOS_TLS_KEY"),
         description="Client key (mTLS).",
-    )  # fmt: skip
+    )
     temporal_tls_ca: Path | None = Field(
-        None, validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "CHAOS_TLS_CA"),
+        None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "CHAOS_TLS_CA"),
         description="CA bundle of the server.",
-    )  # fmt: skip
+    )
     task_queue: str = Field("bytebot-chaos", description="Task queue of the chaos worker.")
     backend: Literal["local", "chaos-mesh"] = Field("local", description="Fault backend.")
     allowed_namespaces: Annotated[list[str], NoDecode] = Field(

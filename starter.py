@@ -28,8 +28,14 @@ from settings import Settings
 from worker import configure_logging, connect
 
 REPORT_DIR = Path("runs/reports")
-EXIT_BY_VERDICT = {Verdict.PASS: 0, Verdict.DRY_RUN: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 2,
-                   Verdict.ABORTED: 3, Verdict.NOT_RUN: 2}  # fmt: skip
+EXIT_BY_VERDICT = {
+    Verdict.PASS: 0,
+    Verdict.DRY_RUN: 0,
+    Verdict.FAIL: 1,
+    Verdict.INCONCLUSIVE: 2,
+    Verdict.ABORTED: 3,
+    Verdict.NOT_RUN: 2,
+}
 
 
 def _print_status(status: RunStatus) -> None:
@@ -39,9 +45,12 @@ def _print_status(status: RunStatus) -> None:
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     run_input = build_input(
-        args.scenario, dry_run=args.dry_run, backend=args.backend,
-        duration_cap=args.duration_cap, settle_cap=args.settle_cap,
-    )  # fmt: skip
+        args.scenario,
+        dry_run=args.dry_run,
+        backend=args.backend,
+        duration_cap=args.duration_cap,
+        settle_cap=args.settle_cap,
+    )
     client = await connect(settings)
     handle = await start_run(client, run_input, settings.task_queue, args.id)
     print(f"started {handle.id}\n  {ui_link(args.ui_url, settings.temporal_namespace, handle.id)}")
@@ -56,8 +65,10 @@ def _finish(report: ScenarioReport, args: argparse.Namespace) -> int:
         for fault in report.faults():
             preview = fault.preview
             targets = ", ".join(t.name for t in preview.targets) if preview else ""
-            print(f"  {fault.label:<22} {fault.verdict.value:<8} {targets}"
-                  + (f"  ({fault.reason})" if fault.reason else ""))  # fmt: skip
+            print(
+                f"  {fault.label:<22} {fault.verdict.value:<8} {targets}"
+                + (f"  ({fault.reason})" if fault.reason else "")
+            )
     else:
         print(print_table(report))
     path = write_report(report, Path(args.report_dir))
@@ -77,12 +88,18 @@ async def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
     handle = client.get_schedule_handle(args.schedule_id)
     if args.action == "apply":
-        run_input = build_input(args.scenario) if args.scenario else ScenarioInput(
-            scenario="full-resilience")  # fmt: skip
+        run_input = (
+            build_input(args.scenario)
+            if args.scenario
+            else ScenarioInput(scenario="full-resilience")
+        )
         options = ScheduleOptions(
-            schedule_id=args.schedule_id, cron=args.cron, run_input=run_input,
-            task_queue=settings.task_queue, pause_on_failure=args.pause_on_failure,
-        )  # fmt: skip
+            schedule_id=args.schedule_id,
+            cron=args.cron,
+            run_input=run_input,
+            task_queue=settings.task_queue,
+            pause_on_failure=args.pause_on_failure,
+        )
         print(f"schedule {args.schedule_id} {await sched.apply_schedule(client, options)}")
     elif args.action == "describe":
         return await _describe_schedule(client, args.schedule_id)
@@ -107,14 +124,24 @@ async def _describe_schedule(client: Client, schedule_id: str) -> int:
         print(f"schedule {schedule_id} does not exist; create it with `schedule apply`")
         return 1
     schedule, info = description.schedule, description.info
-    print(json.dumps({
-        "id": schedule_id, "cron": list(schedule.spec.cron_expressions),
-        "paused": schedule.state.paused, "note": schedule.state.note,
-        "overlap": schedule.policy.overlap.name,
-        "next_runs": [t.isoformat() for t in info.next_action_times[:3]],
-        "recent_runs": [a.action.workflow_id for a in info.recent_actions[-5:]
-                        if hasattr(a.action, "workflow_id")],
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "id": schedule_id,
+                "cron": list(schedule.spec.cron_expressions),
+                "paused": schedule.state.paused,
+                "note": schedule.state.note,
+                "overlap": schedule.policy.overlap.name,
+                "next_runs": [t.isoformat() for t in info.next_action_times[:3]],
+                "recent_runs": [
+                    a.action.workflow_id
+                    for a in info.recent_actions[-5:]
+                    if hasattr(a.action, "workflow_id")
+                ],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -124,7 +151,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.scenarios import ScenarioActivities
+    from activities.scenario import ScenarioActivities
 
     run_input = build_input(args.scenario)
     resolved = ScenarioActivities(settings.backend, settings.allowed_namespaces).resolve(run_input)
@@ -141,8 +168,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from activities.manifests import render_scenario
-    from activities.scenarios import scenario_of
+    from activities.faults.chaos_mesh.render import render_scenario
+    from activities.scenario import scenario_of
 
     scenario = scenario_of(build_input(args.scenario))
     print(render_scenario(scenario, run_id=args.run_id), end="")
@@ -153,10 +180,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from devstack.main_job import MainJobOptions, run_main_job
 
     options = MainJobOptions(
-        scenario=args.scenario, duration_cap=args.duration_cap, settle_cap=args.settle_cap,
-        faulty=args.faulty, replicas=args.replicas, work_dir=Path(args.work_dir),
+        scenario=args.scenario,
+        duration_cap=args.duration_cap,
+        settle_cap=args.settle_cap,
+        faulty=args.faulty,
+        replicas=args.replicas,
+        work_dir=Path(args.work_dir),
         keep_running=args.keep_running,
-    )  # fmt: skip
+    )
     return run_main_job(options)
 
 
@@ -184,13 +215,17 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--report-dir", default=str(REPORT_DIR))
 
     schedule = sub.add_parser("schedule", help="the weekly Temporal Schedule")
-    schedule.add_argument("action", choices=["apply", "describe", "pause", "unpause", "trigger",
-                                             "delete"])  # fmt: skip
+    schedule.add_argument(
+        "action", choices=["apply", "describe", "pause", "unpause", "trigger", "delete"]
+    )
     schedule.add_argument("--id", dest="schedule_id", default=WEEKLY_SCHEDULE_ID)
     schedule.add_argument("--cron", default=WEEKLY_CRON, help=f"default: '{WEEKLY_CRON}'")
     schedule.add_argument("--scenario", help="scenario or input file (default: full-resilience)")
-    schedule.add_argument("--pause-on-failure", action="store_true",
-                          help="pause the schedule after a failed run (a human gate)")  # fmt: skip
+    schedule.add_argument(
+        "--pause-on-failure",
+        action="store_true",
+        help="pause the schedule after a failed run (a human gate)",
+    )
     schedule.add_argument("--note")
 
     sub.add_parser("schema", help="print the JSON Schema of the run input")
@@ -214,8 +249,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python starter.py` / `bytebot-chaos`."""
     args = parser().parse_args(argv)
-    overrides: dict[str, Any] = {k: v for k in ("temporal_address", "temporal_namespace",
-        "task_queue", "temporal_api_key") if (v := getattr(args, k, None)) is not None}  # fmt: skip
+    overrides: dict[str, Any] = {
+        k: v
+        for k in ("temporal_address", "temporal_namespace", "task_queue", "temporal_api_key")
+        if (v := getattr(args, k, None)) is not None
+    }
     configure_logging("console")
     try:
         settings = Settings(**overrides)

@@ -27,9 +27,9 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.backend import FaultBackend
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
+from activities.faults.activities import FaultActivities
+from activities.faults.backend import FaultBackend
+from activities.scenario import ScenarioActivities
 from health import HealthServer
 from settings import Settings
 from workflows.fault import FaultWorkflow
@@ -79,9 +79,12 @@ async def connect(settings: Settings) -> Client:
             server_root_ca_cert=read(settings.temporal_tls_ca),
         )
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key, tls=tls, data_converter=pydantic_data_converter,
-    )  # fmt: skip
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=tls,
+        data_converter=pydantic_data_converter,
+    )
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -90,10 +93,11 @@ async def ensure_search_attributes(client: Client) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=client.namespace,
-                search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                                   for k in SEARCH_ATTRIBUTES},
+                search_attributes={
+                    k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in SEARCH_ATTRIBUTES
+                },
             )
-        )  # fmt: skip
+        )
     except RPCError as err:
         # AlreadyExists is the common case; a cloud namespace may forbid the operator API.
         log.info("search_attributes_not_added", reason=err.message)
@@ -102,10 +106,10 @@ async def ensure_search_attributes(client: Client) -> None:
 def build_backend(settings: Settings) -> FaultBackend:
     """The fault backend the settings name."""
     if settings.backend == "chaos-mesh":
-        from activities.chaos_mesh import ChaosMeshBackend
+        from activities.faults.chaos_mesh.backend import ChaosMeshBackend
 
         return ChaosMeshBackend.from_settings(settings)
-    from activities.local_faults import LocalBackend
+    from activities.faults.local.backend import LocalBackend
 
     # One root for the local system: the stand-in's state (sut/), the fault proxy's control
     # dir (proxy/) and the backend's own ledger (faults/), laid out as devstack.sut does.
@@ -117,9 +121,9 @@ def build_backend(settings: Settings) -> FaultBackend:
 
 def verification_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
     """The probes of the system under test (Temporal and Kafka)."""
-    from activities.kafka_probe import KafkaProbeActivities
-    from activities.temporal_clients import TemporalClients, TemporalDefaults
-    from activities.temporal_probe import TemporalProbeActivities
+    from activities.kafka.probe import KafkaProbeActivities
+    from activities.verify.clients import TemporalClients, TemporalDefaults
+    from activities.verify.probe import TemporalProbeActivities
     from models.scenario import TlsFiles
 
     tls = None
@@ -134,9 +138,11 @@ def verification_activities(client: Client, settings: Settings, backend: FaultBa
             server_ca=text(settings.temporal_tls_ca),
         )
     defaults = TemporalDefaults(
-        address=settings.temporal_address, namespace=settings.temporal_namespace,
-        tls=tls, api_key=settings.temporal_api_key,
-    )  # fmt: skip
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=tls,
+        api_key=settings.temporal_api_key,
+    )
     clients = TemporalClients(defaults, own=client)
     return [
         *TemporalProbeActivities(clients, backend).all(),
@@ -149,23 +155,25 @@ def build_worker(
 ) -> Worker:
     """A Worker for the chaos workflows with the given activities."""
     return Worker(
-        client, task_queue=task_queue, workflows=WORKFLOWS, activities=list(activities),
-        workflow_runner=workflow_runner(), graceful_shutdown_timeout=timedelta(seconds=20),
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=list(activities),
+        workflow_runner=workflow_runner(),
+        graceful_shutdown_timeout=timedelta(seconds=20),
         **options,
-    )  # fmt: skip
+    )
 
 
 def backend_activities(client: Client, settings: Settings, backend: FaultBackend) -> list[Any]:
-    """Activities only some backends have (Chaos Mesh: pause/resume, the orphan sweeper)."""
+    """Activities only some backends have (Chaos Mesh: the orphan sweeper)."""
     if settings.backend != "chaos-mesh":
         return []
-    from activities.chaos_mesh import ChaosMeshBackend
-    from activities.chaos_mesh_pause import ChaosMeshActivities
-    from activities.sweeper import SweeperActivities
+    from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+    from activities.faults.chaos_mesh.sweeper import SweeperActivities
 
     assert isinstance(backend, ChaosMeshBackend)
     return [
-        *ChaosMeshActivities(backend).all(),
         *SweeperActivities(backend.kube, client, settings.allowed_namespaces).all(),
     ]
 
@@ -182,7 +190,7 @@ async def run_worker(settings: Settings) -> None:
     if swept:
         log.warning("expired_faults_swept", fault_ids=swept)
     if settings.backend == "chaos-mesh":
-        from activities.sweeper import ensure_sweeper_schedule
+        from control.schedules import ensure_sweeper_schedule
 
         await ensure_sweeper_schedule(client, settings.task_queue)
     activities = [
@@ -196,8 +204,13 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker_started", task_queue=settings.task_queue, backend=settings.backend,
-             address=settings.temporal_address, namespace=settings.temporal_namespace)  # fmt: skip
+    log.info(
+        "worker_started",
+        task_queue=settings.task_queue,
+        backend=settings.backend,
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+    )
     async with worker:
         if health:
             health.ready = True

@@ -38,8 +38,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from temporalio.testing import ActivityEnvironment
 
-from activities.event_order import EventOrderChecker
-from activities.kafka_probe import KafkaProbeActivities, reader_consumer
+from activities.kafka.order import EventOrderChecker
+from activities.kafka.probe import KafkaProbeActivities, reader_consumer
 from devstack.kafka import KafkaBroker
 from models.kafka import KafkaCheckInput, KafkaPositions, PartitionOffset
 from models.scenario import KafkaTarget
@@ -82,9 +82,12 @@ def generate(events: int, steps: int, concurrency: int) -> Iterator[Event]:
 async def produce(bootstrap: str, stream: Iterator[Event], partitions: int) -> int:
     """Write the stream in large batches, partitioned by key as the Java client does."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, max_batch_size=512 << 10,
-        max_request_size=4 << 20, linger_ms=50,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap,
+        acks=1,
+        max_batch_size=512 << 10,
+        max_request_size=4 << 20,
+        linger_ms=50,
+    )
     await producer.start()
     partitioner, parts = DefaultPartitioner(), list(range(partitions))
     builders: dict[tuple[str, int], object] = {}
@@ -140,13 +143,18 @@ def rss_mb() -> float:
 
 async def checked_read(bootstrap: str, tps: list[TopicPartition]) -> tuple[float, float, int, bool]:
     """Seconds the check activity takes over the whole topics; its RSS growth; events; clean."""
-    target = KafkaTarget(bootstrap=bootstrap, goal_topic=GOAL_TOPIC, step_topic=STEP_TOPIC,
-                         consumer_group="bench-no-such-group")  # fmt: skip
+    target = KafkaTarget(
+        bootstrap=bootstrap,
+        goal_topic=GOAL_TOPIC,
+        step_topic=STEP_TOPIC,
+        consumer_group="bench-no-such-group",
+    )
     start = KafkaPositions(
         at=datetime.now(UTC) - timedelta(days=1),
-        end_offsets=[PartitionOffset(topic=tp.topic, partition=tp.partition, offset=0)
-                     for tp in tps],
-    )  # fmt: skip
+        end_offsets=[
+            PartitionOffset(topic=tp.topic, partition=tp.partition, offset=0) for tp in tps
+        ],
+    )
     request = KafkaCheckInput(
         kafka=target, start=start, deadline=datetime.now(UTC) + timedelta(minutes=10)
     )
@@ -187,32 +195,42 @@ def pure_check(args: argparse.Namespace) -> float:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp, KafkaBroker(
-        tmp, num_partitions=args.partitions, heap="1g"
-    ) as broker:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp,
+        KafkaBroker(tmp, num_partitions=args.partitions, heap="1g") as broker,
+    ):
         bootstrap = broker.bootstrap_direct
         await broker.create_topics([GOAL_TOPIC, STEP_TOPIC])
         t0 = time.perf_counter()
-        total = await produce(bootstrap, generate(args.events, args.steps, args.concurrency),
-                              args.partitions)  # fmt: skip
-        print(f"produced {total:,} events in {time.perf_counter() - t0:.1f}s "
-              f"({args.steps} steps per goal run, {args.concurrency} interleaved, "
-              f"{args.partitions} partitions per topic)")  # fmt: skip
-        tps = [TopicPartition(t, p) for t in (GOAL_TOPIC, STEP_TOPIC)
-               for p in range(args.partitions)]  # fmt: skip
+        total = await produce(
+            bootstrap, generate(args.events, args.steps, args.concurrency), args.partitions
+        )
+        print(
+            f"produced {total:,} events in {time.perf_counter() - t0:.1f}s "
+            f"({args.steps} steps per goal run, {args.concurrency} interleaved, "
+            f"{args.partitions} partitions per topic)"
+        )
+        tps = [
+            TopicPartition(t, p) for t in (GOAL_TOPIC, STEP_TOPIC) for p in range(args.partitions)
+        ]
         await plain_read(bootstrap, tps, total)  # warm the page cache and the broker's JIT
         plain_s = await plain_read(bootstrap, tps, total)
         check_s, grew_mb, read, clean = await checked_read(bootstrap, tps)
     pure = pure_check(args)
     plain_rate, check_rate = total / plain_s, read / check_s
     print(f"plain consumer : {plain_rate:12,.0f} events/s ({plain_s:.2f}s)")
-    print(f"ordering check : {check_rate:12,.0f} events/s ({check_s:.2f}s, "
-          f"+{grew_mb:.0f} MB RSS at peak)")  # fmt: skip
+    print(
+        f"ordering check : {check_rate:12,.0f} events/s ({check_s:.2f}s, "
+        f"+{grew_mb:.0f} MB RSS at peak)"
+    )
     print(f"checker alone  : {pure:12,.0f} events/s (in memory, no Kafka)")
     print(f"ratio check/plain: {check_rate / plain_rate:.2f}")
     if read != total or not clean:
-        print(f"FAILED: the check read {read:,} of {total:,} events or found problems in a valid "
-              "stream", file=sys.stderr)  # fmt: skip
+        print(
+            f"FAILED: the check read {read:,} of {total:,} events or found problems in a valid "
+            "stream",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

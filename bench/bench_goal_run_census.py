@@ -41,9 +41,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.goal_runs import bounded
-from activities.temporal_clients import TemporalClients, TemporalDefaults
-from activities.temporal_probe import TemporalProbeActivities
+from activities.verify.census import bounded
+from activities.verify.clients import TemporalClients, TemporalDefaults
+from activities.verify.probe import TemporalProbeActivities
 from devstack.temporal import TemporalDevServer
 from models.durations import parse_duration
 from models.ledger import ReplicaQuery, ReplicaSet, TargetRef
@@ -92,17 +92,22 @@ async def bench(goal_runs: int, settle: timedelta, concurrency: int) -> int:
     with TemporalDevServer() as server:
         client = await Client.connect(server.address, data_converter=pydantic_data_converter)
         worker = Worker(
-            client, task_queue=TASK_QUEUE, workflows=[WaitingGoalRun],
-            workflow_runner=UnsandboxedWorkflowRunner(), max_cached_workflows=goal_runs + 100,
-        )  # fmt: skip
+            client,
+            task_queue=TASK_QUEUE,
+            workflows=[WaitingGoalRun],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+            max_cached_workflows=goal_runs + 100,
+        )
         async with worker:
             ids = [f"bench-goal-run-{i:05d}" for i in range(goal_runs)]
 
             async def start(workflow_id: str) -> None:
                 await client.start_workflow(
-                    "goalRunWorkflow", {"goal_run_id": workflow_id}, id=workflow_id,
+                    "goalRunWorkflow",
+                    {"goal_run_id": workflow_id},
+                    id=workflow_id,
                     task_queue=TASK_QUEUE,
-                )  # fmt: skip
+                )
 
             began = time.monotonic()
             await bounded(50, start, ids)
@@ -116,29 +121,44 @@ async def bench(goal_runs: int, settle: timedelta, concurrency: int) -> int:
                 TemporalClients(TemporalDefaults(address=server.address), own=client),
                 OneReadyReplica(),  # type: ignore[arg-type]
                 concurrency=concurrency,
-            )  # fmt: skip
-            ctx = ProbeContext.model_validate({
-                "run_id": "bench", "fault_id": "bench", "target": {},
-                "verification": {
-                    "temporal": {"task_queue": TASK_QUEUE}, "kafka": None,
-                    "canary": {"count": 0}, "settle": settle, "max_goal_runs": goal_runs + 100,
-                },
-            })  # fmt: skip
+            )
+            ctx = ProbeContext.model_validate(
+                {
+                    "run_id": "bench",
+                    "fault_id": "bench",
+                    "target": {},
+                    "verification": {
+                        "temporal": {"task_queue": TASK_QUEUE},
+                        "kafka": None,
+                        "canary": {"count": 0},
+                        "settle": settle,
+                        "max_goal_runs": goal_runs + 100,
+                    },
+                }
+            )
             env = ActivityEnvironment()
             beats: list[Any] = []
             env.on_heartbeat = lambda *details: beats.append(details)
             print(f"settle window {settle.total_seconds():.0f}s, concurrency {concurrency}")
             baseline, t_census = await timed(
                 "check_steady_state (census + describe each)",
-                lambda: env.run(probe.check_steady_state, ctx), settle,
-            )  # fmt: skip
+                lambda: env.run(probe.check_steady_state, ctx),
+                settle,
+            )
             now = datetime.now(UTC)
             open_check, t_open = await timed(
                 "check_goal_runs, all open at the deadline",
-                lambda: env.run(probe.check_goal_runs, GoalRunsInput(
-                    context=ctx, baseline=baseline, injected_at=now, deadline=now,
-                )), settle,
-            )  # fmt: skip
+                lambda: env.run(
+                    probe.check_goal_runs,
+                    GoalRunsInput(
+                        context=ctx,
+                        baseline=baseline,
+                        injected_at=now,
+                        deadline=now,
+                    ),
+                ),
+                settle,
+            )
 
             async def finish(workflow_id: str) -> None:
                 await client.get_workflow_handle(workflow_id).signal("finish")
@@ -156,10 +176,17 @@ async def bench(goal_runs: int, settle: timedelta, concurrency: int) -> int:
             watcher = asyncio.create_task(drained())
             closed_check, t_closed = await timed(
                 "check_goal_runs, all finishing (wait + classify)",
-                lambda: env.run(probe.check_goal_runs, GoalRunsInput(
-                    context=ctx, baseline=baseline, injected_at=now, deadline=now + settle,
-                )), settle,
-            )  # fmt: skip
+                lambda: env.run(
+                    probe.check_goal_runs,
+                    GoalRunsInput(
+                        context=ctx,
+                        baseline=baseline,
+                        injected_at=now,
+                        deadline=now + settle,
+                    ),
+                ),
+                settle,
+            )
             t_plain = await watcher
             print(
                 f"{'  of which the system draining (plain watcher)':<46} {t_plain:8.2f}s   "

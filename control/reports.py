@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.report import ScenarioReport
-from workflows.summary import run_summary
+from models.summary import run_summary
 
 
 def write_report(report: ScenarioReport, directory: Path) -> Path:
@@ -31,8 +31,9 @@ def render_markdown(report: ScenarioReport) -> str:
             lines.append(f"Targets: {targets}")
             lines += [f"- evidence: {e}" for e in fault.record.evidence]
         for criterion in fault.criteria:
-            lines.append(f"- **{criterion.criterion.value}**: {criterion.verdict.value}: "
-                         f"{criterion.summary}")  # fmt: skip
+            lines.append(
+                f"- **{criterion.criterion.value}**: {criterion.verdict.value}: {criterion.summary}"
+            )
             lines += [f"  - finding: {x}" for x in criterion.findings]
             lines += [f"  - {x}" for x in criterion.evidence]
         lines.append("")
@@ -41,8 +42,10 @@ def render_markdown(report: ScenarioReport) -> str:
 
 def print_table(report: ScenarioReport) -> str:
     """A plain-text table for terminals: per fault and per criterion verdicts, recovery time."""
-    rows = [f"verdict: {report.verdict.value.upper()}  ({report.scenario}, "
-            f"{report.score_pct:.0f}% of checks passed)"]  # fmt: skip
+    rows = [
+        f"verdict: {report.verdict.value.upper()}  ({report.scenario}, "
+        f"{report.score_pct:.0f}% of checks passed)"
+    ]
     if report.reason:
         rows.append(f"why: {report.reason}")
     header = f"{'fault':<22}{'verdict':<14}{'recovery':>10}  " + "  ".join(

@@ -17,6 +17,7 @@ from models.errors import describe_validation_error
 from models.report import ScenarioReport
 from models.run import RunStatus
 from models.scenario import ScenarioInput
+from workflows import names
 
 
 class BadInput(ValueError):
@@ -24,9 +25,13 @@ class BadInput(ValueError):
 
 
 def build_input(
-    scenario: str, *, dry_run: bool = False, backend: str | None = None,
-    duration_cap: str | None = None, settle_cap: str | None = None,
-) -> ScenarioInput:  # fmt: skip
+    scenario: str,
+    *,
+    dry_run: bool = False,
+    backend: str | None = None,
+    duration_cap: str | None = None,
+    settle_cap: str | None = None,
+) -> ScenarioInput:
     """A ScenarioInput from a built-in name or a file (a scenario or a whole input)."""
     try:
         fields: dict[str, Any] = {}
@@ -37,8 +42,12 @@ def build_input(
         else:
             load_builtin(scenario)  # fails early, naming the built-in scenarios
             fields = {"scenario": scenario}
-        overrides = {"dry_run": dry_run or None, "backend": backend,
-                     "duration_cap": duration_cap, "settle_cap": settle_cap}  # fmt: skip
+        overrides = {
+            "dry_run": dry_run or None,
+            "backend": backend,
+            "duration_cap": duration_cap,
+            "settle_cap": settle_cap,
+        }
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return ScenarioInput.model_validate(fields)
     except ValidationError as err:
@@ -53,22 +62,26 @@ async def start_run(
     """Start ChaosScenarioWorkflow; the handle of the run."""
     name = run_input.scenario if isinstance(run_input.scenario, str) else run_input.scenario.name
     return await client.start_workflow(
-        "ChaosScenarioWorkflow", run_input, result_type=ScenarioReport,
-        id=workflow_id or f"chaos-{name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+        names.SCENARIO_WORKFLOW,
+        run_input,
+        result_type=ScenarioReport,
+        id=workflow_id or f"chaos-{name}-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
         static_summary=f"chaos scenario {name}" + (" (dry run)" if run_input.dry_run else ""),
-    )  # fmt: skip
+    )
 
 
 async def follow_run(
     handle: WorkflowHandle[Any, ScenarioReport],
-    on_change: Callable[[RunStatus], None], interval_s: float = 2.0,
-) -> ScenarioReport:  # fmt: skip
+    on_change: Callable[[RunStatus], None],
+    interval_s: float = 2.0,
+) -> ScenarioReport:
     """Query the run's status until it ends, reporting each change; the final report."""
     result = asyncio.ensure_future(handle.result())
     last: tuple[object, ...] | None = None
     while not result.done():
         try:
-            status = await handle.query("status", result_type=RunStatus)
+            status = await handle.query(names.STATUS_QUERY, result_type=RunStatus)
             key = (status.phase, status.step, tuple((r.fault_id, r.status) for r in status.ledger))
             if key != last:
                 on_change(status)

@@ -18,11 +18,12 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.schedules import upsert_schedule
+from control.schedules import upsert_schedule
 from models.base import Frozen
 from models.scenario import ScenarioInput
+from workflows import names
 
-WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"
+WEEKLY_SCHEDULE_ID = names.WEEKLY_SCHEDULE_ID
 #: Mondays 03:00 UTC: a quiet hour, early in the week so people are there to read the verdict.
 WEEKLY_CRON = "0 3 * * 1"
 
@@ -54,8 +55,10 @@ def build_schedule(options: ScheduleOptions) -> Schedule:
     )
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ChaosScenarioWorkflow", options.run_input,
-            id=f"{options.schedule_id}-run", task_queue=options.task_queue,
+            names.SCENARIO_WORKFLOW,
+            options.run_input,
+            id=f"{options.schedule_id}-run",
+            task_queue=options.task_queue,
             static_summary=f"scheduled chaos run: {name}",
         ),
         spec=ScheduleSpec(cron_expressions=[options.cron]),
@@ -68,7 +71,7 @@ def build_schedule(options: ScheduleOptions) -> Schedule:
             note=f"ByteBot weekly resilience test: runs chaos scenario '{name}' "
             f"({options.cron}); managed by `starter.py schedule apply`.",
         ),
-    )  # fmt: skip
+    )
 
 
 async def apply_schedule(client: Client, options: ScheduleOptions) -> str:

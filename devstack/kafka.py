@@ -1,7 +1,7 @@
 """Installs, starts and stops a real single-node Kafka broker (KRaft) for tests and local runs.
 
-This module owns the broker's jars (resolved with Maven into a per-user cache, never into the
-clone), its configuration, its process and its log file. Three listeners:
+This module owns the broker's configuration (its jars are `devstack.kafka_install`'s), its
+process and its log file. Three listeners:
 
 - ``DIRECT`` on 127.0.0.1: what checks and the broker itself use; never faulted.
 - ``CHAOS`` on 127.0.0.1, advertised at a configurable address. A fault proxy listens there and
@@ -15,20 +15,17 @@ clone), its configuration, its process and its log file. Three listeners:
 It must never touch a broker it did not start, nor leave one running: ``stop()`` runs on exit,
 on context-manager exit and at interpreter exit.
 
-    python -m devstack.kafka install          # resolve the jars, print the lib path
-    python -m devstack.kafka run --dir D      # run a broker in D until SIGINT/SIGTERM
+    python -m devstack.kafka_cli install      # resolve the jars, print the lib path
+    python -m devstack.kafka_cli run --dir D  # run a broker in D until SIGINT/SIGTERM
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
-import fcntl
 import os
-import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,13 +35,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import cast
 
+from devstack.kafka_install import KAFKA_VERSION, KafkaBrokerError, install
 from devstack.kafka_ready import metadata_brokers
 from devstack.ports import free_ports
 from devstack.processes import stop_process_group
 
-KAFKA_VERSION = "3.9.1"
-POM_TEMPLATE = Path(__file__).resolve().parent.parent / "scripts" / "kafka" / "pom.xml"
-_COMPLETE_MARKER = ".complete"
 _LOG4J_PROPERTIES = """\
 log4j.rootLogger=WARN, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -56,63 +51,6 @@ log4j.logger.kafka.server.ControllerServer=INFO
 log4j.logger.kafka.server.BrokerLifecycleManager=INFO
 log4j.logger.org.apache.kafka.common.utils.AppInfoParser=WARN
 """
-
-
-class KafkaBrokerError(RuntimeError):
-    """The broker could not be installed, started or stopped; the message carries the evidence."""
-
-
-def cache_root() -> Path:
-    """Where installs are cached: ``${XDG_CACHE_HOME:-~/.cache}/bytebot-chaos/kafka``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bytebot-chaos" / "kafka"
-
-
-def install(version: str = KAFKA_VERSION) -> Path:
-    """Resolve Kafka ``version``'s jars with Maven into the cache and return the ``lib`` folder.
-
-    Skipped when a complete install is already there. A marker written last tells a complete
-    install from a half-done one, which is redone. A file lock keeps parallel installs apart.
-    """
-    home = cache_root() / version
-    lib = home / "lib"
-    if (home / _COMPLETE_MARKER).exists():
-        return lib
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home.parent / f"{version}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (home / _COMPLETE_MARKER).exists():  # another process finished while we waited
-            return lib
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise KafkaBrokerError("mvn not found on PATH; it resolves Kafka's jars")
-        pom, n = re.subn(
-            r"<kafka\.version>[^<]*</kafka\.version>",
-            f"<kafka.version>{version}</kafka.version>",
-            POM_TEMPLATE.read_text(),
-        )
-        if n != 1:
-            raise KafkaBrokerError(f"{POM_TEMPLATE} has no single <kafka.version> property")
-        (home / "pom.xml").write_text(pom)
-        shutil.rmtree(lib, ignore_errors=True)
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(home / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={lib}",
-        ]
-        done = subprocess.run(cmd, cwd=home, capture_output=True, text=True, check=False)
-        if done.returncode != 0 or not any(lib.glob("kafka_*.jar")):
-            raise KafkaBrokerError(
-                f"mvn failed to resolve Kafka {version} (exit {done.returncode}):\n"
-                f"{done.stdout}{done.stderr}"
-            )
-        (home / _COMPLETE_MARKER).write_text(f"{version}\n")
-    return lib
 
 
 def _random_cluster_id() -> str:
@@ -424,9 +362,3 @@ def _advertised_list(
     if not listed:
         raise ValueError("chaos_advertised: give at least one HOST, PORT pair")
     return listed
-
-
-if __name__ == "__main__":
-    from devstack.kafka_cli import main
-
-    sys.exit(main())

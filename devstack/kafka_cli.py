@@ -1,8 +1,7 @@
-"""The ``python -m devstack.kafka`` command line: ``install`` and ``run`` (parsing only).
+"""The ``python -m devstack.kafka_cli`` command line: ``install`` and ``run`` (parsing only).
 
 Owns argument parsing, signal handling and what ``run`` prints; everything it does is
-`devstack.kafka`'s (the help text is that module's docstring). ``devstack/kafka.py`` hands its
-``__main__`` to `main` here, so the command stays ``python -m devstack.kafka``.
+`devstack.kafka`'s (the help text is that module's docstring).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack import kafka
+from devstack import kafka, kafka_install
 
 
 def _parse_address(text: str) -> tuple[str, int]:
@@ -24,30 +23,33 @@ def _parse_address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``python -m devstack.kafka`` CLI."""
+    """The ``python -m devstack.kafka_cli`` CLI."""
     parser = argparse.ArgumentParser(
-        prog="python -m devstack.kafka",
+        prog="python -m devstack.kafka_cli",
         description=kafka.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_install = sub.add_parser("install", help="resolve the jars and print the lib path")
-    p_install.add_argument("--version", default=kafka.KAFKA_VERSION)
+    p_install.add_argument("--version", default=kafka_install.KAFKA_VERSION)
     p_run = sub.add_parser("run", help="run a broker until SIGINT/SIGTERM")
     p_run.add_argument("--dir", required=True, type=Path, help="data dir (kept across runs)")
-    p_run.add_argument("--version", default=kafka.KAFKA_VERSION)
+    p_run.add_argument("--version", default=kafka_install.KAFKA_VERSION)
     p_run.add_argument("--direct-port", type=int)
     p_run.add_argument("--chaos-port", type=int)
     p_run.add_argument("--controller-port", type=int)
     p_run.add_argument(
-        "--chaos-advertised", type=_parse_address, metavar="HOST:PORT", action="append",
+        "--chaos-advertised",
+        type=_parse_address,
+        metavar="HOST:PORT",
+        action="append",
         help="once: one CHAOS listener; repeated: listeners CHAOS0..CHAOSn-1, one per address",
-    )  # fmt: skip
+    )
     p_run.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
 
     if args.command == "install":
-        print(kafka.install(args.version))
+        print(kafka_install.install(args.version))
         return 0
 
     stopping = threading.Event()

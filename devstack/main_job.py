@@ -25,7 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from control.reports import print_table, write_report
 from control.runs import build_input, follow_run, start_run, ui_link
-from devstack.kafka import KafkaBroker, install
+from devstack.kafka import KafkaBroker
+from devstack.kafka_install import install
 from devstack.ports import free_port
 from devstack.processes import stop_process_group
 from devstack.sut import LocalSut, SutPorts
@@ -74,15 +75,23 @@ def _port(preferred: int) -> int:
 def chaos_worker(temporal: str, kafka: str, sut_root: Path, log: Path) -> Iterator[None]:
     """`python worker.py` with the local backend, as an operator would start it."""
     env = {
-        **os.environ, "TEMPORAL_ADDRESS": temporal, "CHAOS_TASK_QUEUE": TASK_QUEUE,
-        "CHAOS_BACKEND": "local", "CHAOS_KAFKA_BOOTSTRAP": kafka,
-        "CHAOS_LOCAL_STATE_DIR": str(sut_root), "CHAOS_LOG_FORMAT": "json",
-    }  # fmt: skip
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal,
+        "CHAOS_TASK_QUEUE": TASK_QUEUE,
+        "CHAOS_BACKEND": "local",
+        "CHAOS_KAFKA_BOOTSTRAP": kafka,
+        "CHAOS_LOCAL_STATE_DIR": str(sut_root),
+        "CHAOS_LOG_FORMAT": "json",
+    }
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "worker.py")], env=env, cwd=REPO, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, str(REPO / "worker.py")],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield
     finally:
@@ -134,9 +143,12 @@ def run_main_job(options: MainJobOptions) -> int:
             _say("installing Kafka (cached after the first time)")
             install()
             temporal = TemporalDevServer(
-                port=_port(7233), ui_port=_port(8233), ui=True, db_file=root / "temporal.db",
+                port=_port(7233),
+                ui_port=_port(8233),
+                ui=True,
+                db_file=root / "temporal.db",
                 log_file=root / "temporal.log",
-            )  # fmt: skip
+            )
             stack.enter_context(temporal)
             _say(f"Temporal dev server {temporal.address}, Web UI {temporal.ui_url}")
             ports = SutPorts.pick(options.replicas)
@@ -154,7 +166,7 @@ def run_main_job(options: MainJobOptions) -> int:
             stack.enter_context(
                 chaos_worker(
                     temporal.address, broker.bootstrap_direct, sut.root, root / "chaos-worker.log"
-                )  # fmt: skip
+                )
             )
             _say(f"chaos worker on task queue {TASK_QUEUE} (local backend)")
             report = asyncio.run(_run_scenario(temporal.address, options, temporal.ui_url, started))

@@ -2,7 +2,7 @@
 
 Owns starting and stopping two processes under a root directory:
 
-- the fault proxy (``python -m activities.local.proxy``) with one route per (replica, peer):
+- the fault proxy (``python -m faultproxy.proxy``) with one route per (replica, peer):
   ``replica-i/temporal`` -> the Temporal frontend, ``replica-i/kafka`` -> the broker's listener
   ``CHAOSi``, which advertises that same proxy port (so all of replica i's Kafka traffic keeps
   crossing its route; see `devstack.kafka`);
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from activities.local.control import ProxyConfig, Route, config_file
 from devstack.kafka import KafkaBroker
 from devstack.ports import free_ports, wait_for_port
 from devstack.processes import stop_process_group
+from faultproxy.control import ProxyConfig, Route, config_file
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class LocalSut:
         self.control_dir.mkdir(parents=True, exist_ok=True)
         config = ProxyConfig(control_dir=self.control_dir, routes=self.routes)
         config_file(self.control_dir).write_text(config.model_dump_json(indent=2))
-        self._spawn("proxy", ["-m", "activities.local.proxy", "--config",
+        self._spawn("proxy", ["-m", "faultproxy.proxy", "--config",
                               str(config_file(self.control_dir))])  # fmt: skip
         for route in self.routes:
             if not wait_for_port("127.0.0.1", route.listen_port, 10.0):

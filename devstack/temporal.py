@@ -70,13 +70,22 @@ class TemporalDevServer:
     def command(self) -> list[str]:
         """The exact command line used to start the server."""
         cmd = [
-            str(temporal_cli()), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(self.port),
-            "--ui-port", str(self.ui_port),
-            "--db-filename", str(self.db_file),
-            "--log-level", "warn",
-            "--dynamic-config-value", "frontend.enableServerVersionCheck=false",
-        ]  # fmt: skip
+            str(temporal_cli()),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--db-filename",
+            str(self.db_file),
+            "--log-level",
+            "warn",
+            "--dynamic-config-value",
+            "frontend.enableServerVersionCheck=false",
+        ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         if not self.ui:
@@ -117,7 +126,9 @@ class TemporalDevServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stop()

@@ -343,5 +343,3 @@ FaultSpec = Annotated[
     | CombinedStress,
     Field(discriminator="action"),
 ]
-
-NETWORK_FAULTS = (NetworkDelay, NetworkLoss, NetworkPartition, NetworkBandwidth)

@@ -56,9 +56,12 @@ class Injection(Frozen):
 
 
 class Recovery(Frozen):
-    """What a recovery did; `recovered` means nothing of the fault is left."""
+    """What a recovery did."""
 
-    recovered: bool
+    recovered: bool = Field(
+        description="Nothing of the fault is left: the Chaos Mesh object is gone, the proxy no "
+        "longer applies the rule, every stressor has exited. `recover_fault` retries until so."
+    )
     evidence: list[str] = Field(default_factory=list)
 
 

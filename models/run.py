@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from models.base import Frozen
 from models.ledger import FaultRecord, FaultRequest
@@ -23,7 +25,15 @@ class FaultRunInput(Frozen):
 
     request: FaultRequest
     context: ProbeContext
-    parent_workflow_id: str | None = Field(None, description="Told of every ledger change.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        # `parent_workflow_id` was never read (the child signals `workflow.info().parent`);
+        # recorded histories still carry it, and they must keep replaying.
+        if isinstance(data, dict) and "parent_workflow_id" in data:
+            data = {k: v for k, v in data.items() if k != "parent_workflow_id"}
+        return data
 
 
 class RunStatus(Frozen):

@@ -9,7 +9,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "install: venv, system packages, Kafka jars, kube-apiserver"
 bash scripts/bootstrap.sh
 bash scripts/install-system-packages.sh
-.venv/bin/python -m devstack.kafka install >/dev/null
+.venv/bin/python -m devstack.kafka_cli install >/dev/null
 bash scripts/build-kube-apiserver.sh >/dev/null
 
 step "lint and format (ruff)"

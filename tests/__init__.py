@@ -1,0 +1,1 @@
+"""The suite: real dev server, broker, kube-apiserver and processes (see tests/conftest.py)."""

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+from activities.faults.chaos_mesh.client import KubeClient
 from devstack.kube import KubeApiServer
 from devstack.temporal import TemporalDevServer
+from tests.support.fake_chaos_controller import FakeChaosController, worker_pods
 from tests.support.scenario_runs import Harness
 from tests.support.standins import MarkerBackend
 
@@ -66,3 +71,41 @@ async def harness(client: Client, tmp_path: Path) -> AsyncIterator[Harness]:
     h = Harness(client, MarkerBackend(tmp_path / "faults"))
     async with h.worker():
         yield h
+
+
+# -- the Chaos Mesh tests' apiserver fixtures (test_chaos_mesh*.py) --------------------------
+
+
+@pytest.fixture(scope="module")
+def admin(kube: KubeApiServer) -> Iterator[k8s.ApiClient]:
+    with kube.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def ns(kube: KubeApiServer) -> str:
+    """A fresh namespace per test, holding three Ready stand-in worker pods."""
+    name = f"chaos-{secrets.token_hex(3)}"
+    kube.ensure_namespace(name)
+    with kube.api_client() as api:
+        worker_pods(api, name, 3)
+    return name
+
+
+@pytest.fixture
+def controller(kube: KubeApiServer, ns: str) -> Iterator[FakeChaosController]:
+    with kube.api_client() as api, FakeChaosController(api, [ns]) as fake:
+        yield fake
+        assert fake.errors == []
+
+
+@pytest.fixture
+def kc(kube: KubeApiServer) -> Iterator[KubeClient]:
+    kube_client = KubeClient(kube.api_client())
+    yield kube_client
+    kube_client.close()
+
+
+@pytest.fixture
+def backend(kc: KubeClient, ns: str) -> ChaosMeshBackend:
+    return ChaosMeshBackend(kc, allowed_namespaces=[ns], poll_s=0.1, recover_wait_s=10)

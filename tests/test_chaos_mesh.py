@@ -12,12 +12,8 @@ come from tests/support/chaos_mesh.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import secrets
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +22,10 @@ import pytest
 import yaml
 from kubernetes import client, utils
 from pydantic import ValidationError
-from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowFailureError
-from temporalio.service import RPCError
 
-from activities.backend import FaultRejected, NotYet
-from activities.chaos_mesh import ChaosMeshBackend
-from activities.chaos_mesh_pause import ChaosMeshActivities
-from activities.kube import (
+from activities.faults.backend import FaultRejected, NotYet
+from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+from activities.faults.chaos_mesh.client import (
     KubeAlreadyExists,
     KubeClient,
     KubeConflict,
@@ -43,64 +36,21 @@ from activities.kube import (
     KubeThrottled,
     classify,
 )
-from activities.manifests import PAUSE_ANNOTATION, render_request
+from activities.faults.chaos_mesh.render import render_request
 from activities.scenario_files import builtin_names, load_builtin
-from activities.sweeper import ensure_sweeper_schedule
 from devstack.kube import KubeApiServer
 from models.ledger import FaultRequest, ReplicaQuery
-from models.report import ScenarioReport, Verdict
-from models.scenario import Scenario, ScenarioInput
 from tests.conftest import assert_eventually
 from tests.support.chaos_mesh import (
-    Runs,
     confirm_now,
     names_are,
     objects,
     request,
-    scenario_in,
-    with_dns_patterns,
 )
 from tests.support.fake_chaos_controller import FakeChaosController, worker_pods
-from workflows.scenario import ChaosScenarioWorkflow
-from workflows.sweeper import ChaosOrphanSweeperWorkflow
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def admin(kube: KubeApiServer) -> Iterator[client.ApiClient]:
-    with kube.api_client() as api:
-        yield api
-
-
-@pytest.fixture
-def ns(kube: KubeApiServer) -> str:
-    """A fresh namespace per test, holding three Ready stand-in worker pods."""
-    name = f"chaos-{secrets.token_hex(3)}"
-    kube.ensure_namespace(name)
-    with kube.api_client() as api:
-        worker_pods(api, name, 3)
-    return name
-
-
-@pytest.fixture
-def controller(kube: KubeApiServer, ns: str) -> Iterator[FakeChaosController]:
-    with kube.api_client() as api, FakeChaosController(api, [ns]) as fake:
-        yield fake
-        assert fake.errors == []
-
-
-@pytest.fixture
-def kc(kube: KubeApiServer) -> Iterator[KubeClient]:
-    kube_client = KubeClient(kube.api_client())
-    yield kube_client
-    kube_client.close()
-
-
-@pytest.fixture
-def backend(kc: KubeClient, ns: str) -> ChaosMeshBackend:
-    return ChaosMeshBackend(kc, allowed_namespaces=[ns], poll_s=0.1, recover_wait_s=10)
 
 
 # -- the rendered objects are valid Chaos Mesh objects ------------------------------------
@@ -116,10 +66,15 @@ async def test_every_fault_of_every_builtin_scenario_is_created_under_strict_val
             moved = fault.model_copy(
                 update={"target": fault.target.model_copy(update={"namespace": ns})}
             )
-            obj = render_request(FaultRequest(
-                fault_id=f"{name}-{index:02d}-{fault.label}", run_id="strict", step=index,
-                fault=moved, expires_at=datetime.now(UTC),
-            ))  # fmt: skip
+            obj = render_request(
+                FaultRequest(
+                    fault_id=f"{name}-{index:02d}-{fault.label}",
+                    run_id="strict",
+                    step=index,
+                    fault=moved,
+                    expires_at=datetime.now(UTC),
+                )
+            )
             stored = await kc.create(obj)  # field_validation=Strict: an unknown field fails
             assert stored["spec"] == obj["spec"]
     assert len(await objects(kc, ns)) == scenario.fault_count
@@ -207,12 +162,19 @@ async def test_a_retried_inject_adopts_its_object_and_never_takes_another_runs(
 async def test_unsafe_faults_are_refused_before_anything_is_created(
     backend: ChaosMeshBackend, kc: KubeClient, ns: str
 ) -> None:
-    everything = request(ns, {"action": "pod-kill", "duration": "30s", "target": {
-        "namespace": ns, "mode": "all"}})  # fmt: skip
+    everything = request(
+        ns, {"action": "pod-kill", "duration": "30s", "target": {"namespace": ns, "mode": "all"}}
+    )
     with pytest.raises(FaultRejected, match=r"3 of 3 matching pods \(100%\), more than the cap"):
         await backend.inject(everything)
-    nobody = request(ns, {"action": "pod-kill", "duration": "30s", "target": {
-        "namespace": ns, "labels": {"app": "nobody"}}})  # fmt: skip
+    nobody = request(
+        ns,
+        {
+            "action": "pod-kill",
+            "duration": "30s",
+            "target": {"namespace": ns, "labels": {"app": "nobody"}},
+        },
+    )
     with pytest.raises(FaultRejected, match="no pod matches"):
         await backend.inject(nobody)
     elsewhere = request("kube-system", {"action": "pod-kill", "duration": "30s"})
@@ -245,33 +207,6 @@ async def test_the_dry_run_previews_targets_and_validates_server_side_creating_n
     assert await objects(kc, ns) == []
 
 
-async def test_pause_and_resume_use_the_chaos_mesh_pause_annotation(
-    backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
-) -> None:
-    req = request(ns, {"action": "network-partition", "duration": "30s"})
-    await backend.inject(req)
-    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
-    activities = ChaosMeshActivities(backend)
-    assert (await activities.backend.set_paused(req, True)).in_effect is False
-    stored = await kc.get("networkchaos", ns, req.fault_id)
-    assert stored and stored["metadata"]["annotations"][PAUSE_ANNOTATION] == "true"
-
-    async def paused() -> None:
-        try:
-            await backend.confirm(req)
-        except NotYet as err:
-            assert "Paused" in str(err)
-        else:
-            raise AssertionError("still confirmed in effect")
-
-    await assert_eventually(paused, timeout_s=10)
-    await backend.set_paused(req, False)
-    stored = await kc.get("networkchaos", ns, req.fault_id)
-    assert stored and PAUSE_ANNOTATION not in stored["metadata"]["annotations"]
-    await assert_eventually(lambda: confirm_now(backend, req), timeout_s=10)
-    await backend.recover(req)
-
-
 async def test_recover_waits_for_the_finalizer_and_says_what_holds_it(
     backend: ChaosMeshBackend, controller: FakeChaosController, kc: KubeClient, ns: str
 ) -> None:
@@ -292,13 +227,28 @@ async def test_read_replicas_reports_readiness_restarts_and_an_oom_kill(
     backend: ChaosMeshBackend, admin: client.ApiClient, ns: str
 ) -> None:
     pod: Any = client.CoreV1Api(admin).list_namespaced_pod(ns).items[0]
-    client.CoreV1Api(admin).patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {
-        "conditions": [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [{"name": "worker", "ready": False, "restartCount": 2, "image": "w",
-                               "imageID": "", "lastState": {"terminated": {
-                                   "exitCode": 137, "reason": "OOMKilled"}}}]}})  # fmt: skip
-    replicas = await backend.read_replicas(ReplicaQuery(target=request(
-        ns, {"action": "pod-kill", "duration": "1s"}).fault.target))  # fmt: skip
+    client.CoreV1Api(admin).patch_namespaced_pod_status(
+        pod.metadata.name,
+        ns,
+        {
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [
+                    {
+                        "name": "worker",
+                        "ready": False,
+                        "restartCount": 2,
+                        "image": "w",
+                        "imageID": "",
+                        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                    }
+                ],
+            }
+        },
+    )
+    replicas = await backend.read_replicas(
+        ReplicaQuery(target=request(ns, {"action": "pod-kill", "duration": "1s"}).fault.target)
+    )
     by_name = {r.name: r for r in replicas.replicas}
     oom = by_name[pod.metadata.name]
     assert (oom.ready, oom.restarts, oom.last_exit_reason) == (False, 2, "OOMKilled")
@@ -382,24 +332,32 @@ async def test_the_worker_service_account_can_do_its_job_in_bytebot_and_nothing_
 ) -> None:
     kustomization = yaml.safe_load((REPO / "k8s" / "kustomization.yaml").read_text())
     listed = kustomization["resources"]
-    assert sorted(listed) == sorted(p.name for p in (REPO / "k8s").glob("*.yaml")
-                                    if p.name != "kustomization.yaml")  # fmt: skip
+    assert sorted(listed) == sorted(
+        p.name for p in (REPO / "k8s").glob("*.yaml") if p.name != "kustomization.yaml"
+    )
     for name in listed:  # in kustomization order; strict: a wrong field fails
         for doc in yaml.safe_load_all((REPO / "k8s" / name).read_text()):
             utils.create_from_dict(admin, doc, field_validation="Strict")  # type: ignore[no-untyped-call]
     core = client.CoreV1Api(admin)
     issued: Any = core.create_namespaced_service_account_token(
-        "bytebot-chaos-worker", "bytebot-chaos",
+        "bytebot-chaos-worker",
+        "bytebot-chaos",
         client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    )  # fmt: skip
+    )
     token: str = issued.status.token
     labels = {"app": "sa-test"}
     worker_pods(admin, "bytebot", 2, labels)
     kube.ensure_namespace("other")
     worker = KubeClient(kube.token_client(token))
     backend = ChaosMeshBackend(worker, allowed_namespaces=["bytebot", "other"], poll_s=0.1)
-    req = request("bytebot", {"action": "pod-kill", "duration": "30s",
-                              "target": {"namespace": "bytebot", "labels": labels}})  # fmt: skip
+    req = request(
+        "bytebot",
+        {
+            "action": "pod-kill",
+            "duration": "30s",
+            "target": {"namespace": "bytebot", "labels": labels},
+        },
+    )
     with kube.api_client() as api, FakeChaosController(api, ["bytebot"]):
 
         async def granted() -> None:  # RBAC reads roles from an informer: allow it a moment
@@ -437,154 +395,3 @@ def test_the_configmap_holds_settings_the_worker_accepts(monkeypatch: pytest.Mon
 
 
 # -- scenarios through the backend, on the Temporal dev server -------------------------------
-
-
-@pytest.fixture
-async def runs(
-    client: Client, kc: KubeClient, backend: ChaosMeshBackend, ns: str,
-    controller: FakeChaosController,
-) -> AsyncIterator[Runs]:  # fmt: skip
-    r = Runs(client, kc, backend, ns)
-    async with r.worker:
-        yield r
-
-
-async def test_full_resilience_runs_through_chaos_mesh_and_leaves_nothing_behind(
-    runs: Runs, controller: FakeChaosController, ns: str
-) -> None:
-    data = load_builtin("full-resilience").model_dump(mode="json")
-    for step in data["steps"]:
-        for fault in step["faults"]:
-            fault["target"]["namespace"] = ns
-    data["verification"].update(kafka=None, settle="10s", probe_interval="1s")
-    scenario = Scenario.model_validate(with_dns_patterns(data))
-    handle = await runs.start(scenario, duration_cap="2s")
-    report: ScenarioReport = await handle.result()
-    assert report.verdict is Verdict.PASS, report.reason
-    faults = report.faults()
-    assert [f.action for f in faults] == [f.action for s in scenario.steps for f in s.faults]
-    assert all(r.status.value == "recovered" for r in report.ledger)
-    for fault in faults:
-        assert fault.record is not None
-        assert any("(injected 1x" in e for e in fault.record.evidence), fault.record.evidence
-        assert any("is gone" in e for e in fault.record.evidence), fault.record.evidence
-    pod_kill = next(f for f in faults if f.action == "pod-kill")
-    assert pod_kill.record and any("was killed" in e for e in pod_kill.record.evidence)
-    assert len(controller.killed) == 1
-    assert await runs.injected() == []
-
-
-async def test_a_rejected_fault_fails_the_run_and_its_sibling_is_recovered(
-    runs: Runs, ns: str
-) -> None:
-    handle = await runs.start(scenario_in(ns, {"faults": [
-        {"action": "network-delay", "duration": "3s"},
-        {"action": "pod-kill", "duration": "3s", "target": {"mode": "all"}},
-    ]}))  # fmt: skip
-    report: ScenarioReport = await handle.result()
-    assert report.verdict is Verdict.FAIL
-    delay, kill = report.faults()
-    assert delay.verdict is Verdict.PASS and delay.record
-    assert delay.record.status.value == "recovered" and delay.record.injected_at
-    assert kill.verdict is Verdict.FAIL and "more than the cap" in kill.reason
-    assert await runs.injected() == []
-
-
-async def test_a_cancelled_run_deletes_its_chaos_object(runs: Runs, ns: str) -> None:
-    handle = await runs.start(scenario_in(ns, {"fault": {"action": "network-partition",
-                                                         "duration": "60s"}}))  # fmt: skip
-    await assert_eventually(runs.injected, timeout_s=20)
-    await handle.cancel()
-    with pytest.raises(WorkflowFailureError):
-        await handle.result()
-    await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=20)
-
-
-PARTITION = {"fault": {"action": "network-partition", "duration": "60s"}}
-
-
-async def test_a_terminated_run_still_deletes_its_chaos_object_through_its_child(
-    runs: Runs, ns: str
-) -> None:
-    handle = await runs.start(scenario_in(ns, PARTITION))
-    await assert_eventually(runs.injected, timeout_s=20)
-    await handle.terminate("operator pulled the plug")
-    # The child gets a cancel request (parent close policy) and recovers in its `finally`.
-    await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=20)
-
-
-async def test_the_scheduled_sweeper_deletes_what_a_terminated_child_left_behind(
-    runs: Runs, client: Client, ns: str
-) -> None:
-    handle = await runs.start(scenario_in(ns, PARTITION))
-    names = await assert_eventually(runs.injected, timeout_s=20)
-    # Terminate the fault's own child too: nobody is left to recover it...
-    await client.get_workflow_handle(f"{handle.id}.{names[0]}").terminate("lost")
-    with contextlib.suppress(RPCError):  # the run may have ended on its child's failure
-        await handle.terminate("lost")
-    await asyncio.sleep(1)
-    assert await runs.injected() == names
-    # ...so the sweeper, on its schedule, finds the object's run closed and deletes it.
-    schedule = await ensure_sweeper_schedule(client, runs.task_queue)
-    try:
-        await schedule.trigger()
-        await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=30)
-        described = await schedule.describe()
-        started: Any = described.info.recent_actions[-1].action
-        report = await client.get_workflow_handle_for(
-            ChaosOrphanSweeperWorkflow.run, started.workflow_id
-        ).result()
-        assert [o.object.name for o in report.deleted] == names
-        assert report.deleted[0].reason.startswith(f"its run {handle.id} is ")
-    finally:
-        await schedule.delete()
-
-
-async def test_the_sweeper_keeps_running_runs_deletes_expired_and_reports_stuck_finalizers(
-    runs: Runs, backend: ChaosMeshBackend, controller: FakeChaosController,
-    admin: client.ApiClient, ns: str,
-) -> None:  # fmt: skip
-    idle = await runs.client.start_workflow(  # running: no worker polls this queue
-        ChaosScenarioWorkflow.run, ScenarioInput(scenario="pod-failure"),
-        id=f"idle-{uuid.uuid4()}", task_queue=f"nobody-{uuid.uuid4()}",
-    )  # fmt: skip
-    alive = request(ns, {"action": "pod-failure", "duration": "30s"}, run_id=idle.id)
-    expired = request(ns, {"action": "cpu-stress", "duration": "30s"}, run_id=idle.id, step=1,
-                      expires_in=timedelta(seconds=-1))  # fmt: skip
-    stuck = request(ns, {"action": "pod-kill", "duration": "30s"}, run_id="gone", step=2)
-    for req in (alive, expired, stuck):
-        await backend.inject(req)
-    await assert_eventually(lambda: confirm_now(backend, stuck), timeout_s=10)
-    controller.hold_finalizers = True
-    await runs.kc.delete("podchaos", ns, stuck.fault_id)
-    client.CoreV1Api(admin).delete_collection_namespaced_pod(ns)  # its targets are gone
-
-    report = await runs.sweep(stuck_after="0s")
-    assert [o.object.name for o in report.deleted] == [expired.fault_id]
-    assert report.deleted[0].reason.startswith("expired at")
-    assert report.kept == [f"PodChaos {ns}/{alive.fault_id}: run {idle.id} is running"]
-    assert [s.object.name for s in report.stuck] == [stuck.fault_id]
-    assert "finalizers ['chaos-mesh/records']" in report.stuck[0].reason
-    assert "target pods gone" in report.stuck[0].reason and "kubectl" in report.stuck[0].reason
-    # Reported, not forced: the finalizer is still there until the controller lets go.
-    held = await runs.kc.get("podchaos", ns, stuck.fault_id)
-    assert held and held["metadata"]["finalizers"] == ["chaos-mesh/records"]
-    controller.hold_finalizers = False
-    await idle.terminate("done")
-    assert [o.object.name for o in (await runs.sweep()).deleted] == [alive.fault_id]
-    await assert_eventually(lambda: names_are(runs.kc, ns, []), timeout_s=10)
-
-
-async def test_the_sweeper_schedule_is_created_once_and_kept_up_to_date(client: Client) -> None:
-    queue = f"sweeper-{uuid.uuid4()}"
-    handle = await ensure_sweeper_schedule(client, queue)
-    try:
-        await handle.pause(note="operator")
-        again = await ensure_sweeper_schedule(client, queue, every=timedelta(minutes=10))
-        assert again.id == handle.id == "bytebot-chaos-orphan-sweeper"
-        described = await again.describe()
-        assert described.schedule.spec.intervals[0].every == timedelta(minutes=10)
-        assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
-        assert described.schedule.state.paused  # an operator's pause survives the update
-    finally:
-        await handle.delete()

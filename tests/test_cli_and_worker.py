@@ -31,20 +31,29 @@ REPO = Path(__file__).resolve().parent.parent
 def start_worker_process(address: str, task_queue: str, marker_dir: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.worker_proc", address, task_queue, str(marker_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
 
 
-async def starter(server: TemporalDevServer, *args: str, task_queue: str = "bytebot-chaos",
-                  cwd: Path = REPO) -> subprocess.CompletedProcess[str]:  # fmt: skip
+async def starter(
+    server: TemporalDevServer, *args: str, task_queue: str = "bytebot-chaos", cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     """Run starter.py without blocking the event loop (the test's worker runs on it)."""
     env = {**os.environ, "TEMPORAL_ADDRESS": server.address, "CHAOS_TASK_QUEUE": task_queue}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "starter.py"), *args, env=env, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        str(REPO / "starter.py"),
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     return subprocess.CompletedProcess(list(args), proc.returncode or 0, out.decode(), err.decode())
 
@@ -56,20 +65,41 @@ async def test_a_dry_run_from_the_temporal_cli_lists_all_eleven_seed_faults(
     # Exactly what a person types; run off the event loop, which carries the test's worker.
     await asyncio.to_thread(
         subprocess.run,
-        [str(temporal_cli()), "workflow", "start", "--address", temporal_server.address,
-         "--task-queue", harness.task_queue, "--type", "ChaosScenarioWorkflow",
-         "--workflow-id", workflow_id,
-         "--input", '{"scenario": "full-resilience", "dry_run": true}'],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
+        [
+            str(temporal_cli()),
+            "workflow",
+            "start",
+            "--address",
+            temporal_server.address,
+            "--task-queue",
+            harness.task_queue,
+            "--type",
+            "ChaosScenarioWorkflow",
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            '{"scenario": "full-resilience", "dry_run": true}',
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     report = await client.get_workflow_handle(workflow_id, result_type=ScenarioReport).result()
     assert report.verdict is Verdict.DRY_RUN
     faults = report.faults()
     assert [f.action for f in faults] == [
-        "pod-kill", "pod-failure", "container-kill", "network-delay", "network-loss",
-        "network-partition", "network-bandwidth", "dns-error", "cpu-stress", "memory-stress",
+        "pod-kill",
+        "pod-failure",
+        "container-kill",
+        "network-delay",
+        "network-loss",
+        "network-partition",
+        "network-bandwidth",
+        "dns-error",
+        "cpu-stress",
+        "memory-stress",
         "combined-stress",
-    ]  # fmt: skip
+    ]
     assert all(f.preview and [t.name for t in f.preview.targets] == ["replica-0"] for f in faults)
     assert harness.backend.injected() == [] and report.ledger == []
 
@@ -113,8 +143,9 @@ async def test_schedule_apply_twice_leaves_one_weekly_schedule(
 ) -> None:
     schedule_id = f"weekly-{uuid.uuid4().hex[:6]}"
     first = await starter(temporal_server, "schedule", "apply", "--id", schedule_id)
-    second = await starter(temporal_server, "schedule", "apply", "--id", schedule_id,
-                     "--pause-on-failure")  # fmt: skip
+    second = await starter(
+        temporal_server, "schedule", "apply", "--id", schedule_id, "--pause-on-failure"
+    )
     assert first.returncode == 0 and "created" in first.stdout, first.stderr
     assert second.returncode == 0 and "updated" in second.stdout, second.stderr
     ids = [s.id async for s in await client.list_schedules() if s.id == schedule_id]
@@ -145,9 +176,11 @@ async def test_a_worker_killed_mid_step_is_replaced_and_the_run_completes(
     backend = MarkerBackend(marker_dir)
     first = start_worker_process(temporal_server.address, task_queue, marker_dir)
     handle = await client.start_workflow(
-        ChaosScenarioWorkflow.run, ScenarioInput(scenario=scenario(pod_kill("15s"), pod_kill("1s", name="b"))),  # noqa: E501
-        id=f"t-{uuid.uuid4()}", task_queue=task_queue,
-    )  # fmt: skip
+        ChaosScenarioWorkflow.run,
+        ScenarioInput(scenario=scenario(pod_kill("15s"), pod_kill("1s", name="b"))),  # noqa: E501
+        id=f"t-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
     await assert_eventually(lambda: backend.injected(), timeout_s=20)
     # No graceful shutdown: the worker just dies. Its sticky queue times out after ~10s, so
     # the 15s hold still leaves the new worker time for the checks during the fault.

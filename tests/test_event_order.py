@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from activities.event_order import EventOrderChecker
+from activities.kafka.order import EventOrderChecker
 from models.kafka import KafkaOrderReport
 
 GOAL, STEP = "bytebot.goal.events", "bytebot.step.events"

@@ -1,4 +1,4 @@
-"""The Kafka checks (activities.kafka_probe) against a real single-node broker.
+"""The Kafka checks (activities.kafka.probe) against a real single-node broker.
 
 Ordered streams pass; an out-of-order pair, a missing terminal event, a duplicate and lag
 that does not drain are each found and named with their evidence; a broker restart in the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,24 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities import names
-from activities.kafka_probe import KafkaProbeActivities
+from activities.kafka.probe import KafkaProbeActivities
 from devstack.kafka import KafkaBroker
 from models.faults import ExpectedBehavior
 from models.judge import judge_fault
-from models.kafka import KafkaCheckInput, KafkaCheckProgress, KafkaOrderReport, KafkaPositions
+from models.kafka import KafkaCheckInput, KafkaCheckProgress, KafkaOrderReport
 from models.ledger import FaultRecord
 from models.report import Criterion, FaultObservations, Verdict
 from models.scenario import KafkaTarget
 from tests.conftest import assert_eventually
-from workflows import policies
+from tests.support.kafka_events import Events, check, commit, positions
+from workflows import names, policies
 
 
 @pytest.fixture(scope="module")
@@ -51,54 +50,14 @@ async def target(broker: KafkaBroker) -> KafkaTarget:
     """Fresh goal and step topics (3 partitions each) and a fresh group name per test."""
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaTarget(
-        bootstrap=broker.bootstrap_direct, goal_topic=f"goal-{tag}", step_topic=f"step-{tag}",
-        consumer_group=f"group-{tag}", lag_tolerance=10,
-    )  # fmt: skip
+        bootstrap=broker.bootstrap_direct,
+        goal_topic=f"goal-{tag}",
+        step_topic=f"step-{tag}",
+        consumer_group=f"group-{tag}",
+        lag_tolerance=10,
+    )
     await broker.create_topics([kafka.goal_topic, kafka.step_topic], partitions=3)
     return kafka
-
-
-@dataclasses.dataclass
-class Sent:
-    """Where a produced event landed."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-
-
-class Events:
-    """Produces ByteBot events (as the stand-in writes them) to the target's topics."""
-
-    def __init__(self, target: KafkaTarget) -> None:
-        self.target = target
-        self.ts = int(time.time() * 1000)
-        self.producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap, acks="all")
-
-    async def emit(
-        self, event_type: str, goal_run: str, step: int | None = None, eid: str | None = None
-    ) -> Sent:
-        """Write one event and wait for its acknowledgement."""
-        self.ts += 5
-        topic = self.target.goal_topic if step is None else self.target.step_topic
-        key = goal_run if step is None else f"{goal_run}-{step}"
-        value = {
-            "eventId": eid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{event_type}")),
-            "eventType": event_type, "goalRunId": goal_run, "stepNumber": step,
-            "timestamp": self.ts, "producer": "test",
-        }  # fmt: skip
-        meta = await self.producer.send_and_wait(topic, json.dumps(value).encode(), key.encode())
-        return Sent(topic, meta.partition, meta.offset, key)
-
-    async def goal_run(self, goal_run: str, steps: int, end: str = "GOAL_COMPLETED") -> int:
-        """A whole goal run in its valid order; returns the number of events."""
-        await self.emit("GOAL_STARTED", goal_run)
-        for n in range(1, steps + 1):
-            await self.emit("STEP_STARTED", goal_run, n)
-            await self.emit("STEP_COMPLETED", goal_run, n)
-        await self.emit(end, goal_run)
-        return 2 + 2 * steps
 
 
 @pytest.fixture
@@ -115,39 +74,6 @@ def probe(broker: KafkaBroker) -> KafkaProbeActivities:
     return KafkaProbeActivities(
         broker.bootstrap_direct, lag_interval_s=0.3, progress_interval_s=0.5
     )
-
-
-async def positions(probe: KafkaProbeActivities, target: KafkaTarget) -> KafkaPositions:
-    """READ_KAFKA_POSITIONS, called as an activity."""
-    result: KafkaPositions = await ActivityEnvironment().run(probe.read_kafka_positions, target)
-    return result
-
-
-async def check(
-    probe: KafkaProbeActivities, target: KafkaTarget, start: KafkaPositions, within_s: float,
-    env: ActivityEnvironment | None = None,
-) -> KafkaOrderReport:  # fmt: skip
-    """CHECK_KAFKA_EVENTS, called as an activity, due `within_s` seconds from now."""
-    deadline = datetime.now(UTC) + timedelta(seconds=within_s)
-    request = KafkaCheckInput(kafka=target, start=start, deadline=deadline)
-    report: KafkaOrderReport = await (env or ActivityEnvironment()).run(
-        probe.check_kafka_events, request
-    )
-    return report
-
-
-async def commit(target: KafkaTarget, offsets: dict[TopicPartition, int]) -> None:
-    """Commit offsets for the target's group the way a consumer of it would, then leave."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=target.bootstrap, group_id=target.consumer_group,
-        enable_auto_commit=False,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    finally:
-        await consumer.stop()
 
 
 async def test_ordered_streams_pass_and_the_check_returns_as_soon_as_all_ended(
@@ -186,14 +112,17 @@ async def test_an_out_of_order_pair_is_named_with_topic_partition_and_offsets(
     after = next(v for v in report.violations if v.reason == "an event after a terminal event")
     assert (after.key, after.goal_run_id) == ("g1-1", "g1")
     assert (after.topic, after.partition, after.offset) == (
-        target.step_topic, started.partition, started.offset,
-    )  # fmt: skip
+        target.step_topic,
+        started.partition,
+        started.offset,
+    )
     assert after.previous == f"STEP_COMPLETED@{completed.offset}"
     assert after.event == f"STEP_STARTED@{started.offset}"
     reasons = sorted(v.reason for v in report.violations)
     assert reasons == [
-        "a terminal event with no STEP_STARTED before it", "an event after a terminal event",
-    ]  # fmt: skip
+        "a terminal event with no STEP_STARTED before it",
+        "an event after a terminal event",
+    ]
 
 
 async def test_a_missing_terminal_event_is_a_gap_at_the_deadline(
@@ -246,8 +175,9 @@ async def test_a_retried_check_resumes_from_its_heartbeat_details(
 async def test_a_retry_rereads_the_window_when_the_state_was_too_big_to_heartbeat(
     broker: KafkaBroker, target: KafkaTarget, events: Events
 ) -> None:
-    probe = KafkaProbeActivities(broker.bootstrap_direct, lag_interval_s=0.3,
-                                 progress_interval_s=0.5, max_resumable_keys=0)  # fmt: skip
+    probe = KafkaProbeActivities(
+        broker.bootstrap_direct, lag_interval_s=0.3, progress_interval_s=0.5, max_resumable_keys=0
+    )
     start = await positions(probe, target)
     await events.emit("GOAL_STARTED", "g1")
     beats: list[Any] = []
@@ -309,11 +239,14 @@ async def test_a_duplicate_is_reported_and_fails_only_with_exactly_once(
 
     def ordering(exactly_once: bool) -> Any:
         obs = FaultObservations(
-            record=FaultRecord(fault_id="f", step=0, label="pod-kill", action="pod-kill",
-                               target="app=worker"),
-            expected=ExpectedBehavior(summary="no data loss"), in_effect=True, kafka=report,
+            record=FaultRecord(
+                fault_id="f", step=0, label="pod-kill", action="pod-kill", target="app=worker"
+            ),
+            expected=ExpectedBehavior(summary="no data loss"),
+            in_effect=True,
+            kafka=report,
             exactly_once=exactly_once,
-        )  # fmt: skip
+        )
         found = judge_fault(obs).criteria
         return next(c for c in found if c.criterion is Criterion.EVENT_ORDERING)
 
@@ -327,8 +260,9 @@ async def test_lag_that_does_not_drain_is_found_and_lag_that_drains_is_timed(
 ) -> None:
     await events.goal_run("old", 2)
     caught_up = await positions(probe, target)
-    await commit(target, {TopicPartition(r.topic, r.partition): r.offset
-                          for r in caught_up.end_offsets})  # fmt: skip
+    await commit(
+        target, {TopicPartition(r.topic, r.partition): r.offset for r in caught_up.end_offsets}
+    )
     start = await positions(probe, target)
     assert start.total_lag == 0 and len(start.lag) == 6
     produced = sum([await events.goal_run(f"g{i}", 4) for i in range(3)])  # nobody consumes
@@ -339,8 +273,11 @@ async def test_lag_that_does_not_drain_is_found_and_lag_that_drains_is_timed(
     lag = stuck.lag
     assert lag is not None and not lag.drained and lag.drained_after_s is None
     assert (lag.baseline_lag, lag.final_lag, lag.peak_lag, lag.tolerance) == (
-        0, produced, produced, 10,
-    )  # fmt: skip
+        0,
+        produced,
+        produced,
+        10,
+    )
     assert sum(p.lag for p in lag.partitions) == produced
     assert all(p.end - p.committed == p.lag > 0 for p in lag.partitions)
     assert lag.samples and lag.samples[-1].total_lag == produced
@@ -350,8 +287,9 @@ async def test_lag_that_does_not_drain_is_found_and_lag_that_drains_is_timed(
 
     async def consumer_catches_up() -> None:
         await asyncio.sleep(1.5)
-        await commit(target, {TopicPartition(r.topic, r.partition): r.offset
-                              for r in now.end_offsets})  # fmt: skip
+        await commit(
+            target, {TopicPartition(r.topic, r.partition): r.offset for r in now.end_offsets}
+        )
 
     catching_up = asyncio.create_task(consumer_catches_up())
     drained = await check(probe, target, start, within_s=30)
@@ -370,10 +308,13 @@ class KafkaCheckWorkflow:
     @workflow.run
     async def run(self, request: KafkaCheckInput) -> KafkaOrderReport:
         return await workflow.execute_activity(
-            names.CHECK_KAFKA_EVENTS, request, result_type=KafkaOrderReport,
-            start_to_close_timeout=timedelta(minutes=3), heartbeat_timeout=policies.PROBE_HEARTBEAT,
+            names.CHECK_KAFKA_EVENTS,
+            request,
+            result_type=KafkaOrderReport,
+            start_to_close_timeout=timedelta(minutes=3),
+            heartbeat_timeout=policies.PROBE_HEARTBEAT,
             retry_policy=policies.PROBE_RETRY,
-        )  # fmt: skip
+        )
 
 
 async def test_a_broker_restart_during_a_check_is_retried_and_completes(
@@ -386,13 +327,18 @@ async def test_a_broker_restart_during_a_check_is_retried_and_completes(
     deadline = datetime.now(UTC) + timedelta(seconds=90)
     task_queue = f"kafka-checks-{uuid.uuid4()}"
     async with Worker(
-        client, task_queue=task_queue, workflows=[KafkaCheckWorkflow], activities=probe.all(),
+        client,
+        task_queue=task_queue,
+        workflows=[KafkaCheckWorkflow],
+        activities=probe.all(),
         workflow_runner=UnsandboxedWorkflowRunner(),
-    ):  # fmt: skip
+    ):
         handle = await client.start_workflow(
-            KafkaCheckWorkflow.run, KafkaCheckInput(kafka=target, start=start, deadline=deadline),
-            id=f"kafka-check-{uuid.uuid4()}", task_queue=task_queue,
-        )  # fmt: skip
+            KafkaCheckWorkflow.run,
+            KafkaCheckInput(kafka=target, start=start, deadline=deadline),
+            id=f"kafka-check-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
 
         async def heartbeated() -> bool:
             pending = (await handle.describe()).raw_description.pending_activities

@@ -22,10 +22,20 @@ pytestmark = pytest.mark.timeout(1200)
 
 async def run_main_job(work_dir: Path, *extra: str) -> tuple[int, str, ScenarioReport]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "starter.py"), "demo", "--duration-cap", "3s",
-        "--settle-cap", "20s", "--work-dir", str(work_dir), *extra,
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        str(REPO / "starter.py"),
+        "demo",
+        "--duration-cap",
+        "3s",
+        "--settle-cap",
+        "20s",
+        "--work-dir",
+        str(work_dir),
+        *extra,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=1100)
     output = out.decode()
     report = await asyncio.to_thread(read_report, work_dir)

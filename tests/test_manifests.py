@@ -14,8 +14,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from activities.manifest_files import SEED_MANIFESTS, expected_manifests, main
-from activities.manifests import (
+from activities.faults.chaos_mesh.render import (
     ANNOTATION_EXPIRES_AT,
     ANNOTATION_RUN_ID,
     LABEL_MANAGED_BY,
@@ -30,6 +29,7 @@ from activities.manifests import (
     run_label,
 )
 from activities.scenario_files import builtin_names, load_builtin
+from control.manifests import SEED_MANIFESTS, expected_manifests, main
 from models.faults import FaultSpec
 from models.ledger import FaultRequest
 
@@ -50,41 +50,95 @@ def spec_of(fault: dict[str, Any], peers: PeerMap | None = None) -> dict[str, An
 @pytest.mark.parametrize(
     ("fault", "kind", "expected"),
     [
-        ({"action": "pod-kill", "duration": "30s"}, "PodChaos",
-         {"action": "pod-kill", "mode": "one", "duration": "30s"}),
-        ({"action": "pod-kill", "duration": "1m30s", "grace_period_s": 5}, "PodChaos",
-         {"action": "pod-kill", "gracePeriod": 5, "duration": "1m30s"}),
-        ({"action": "pod-failure", "duration": "30s",
-          "target": {"mode": "fixed-percent", "value": 50}}, "PodChaos",
-         {"action": "pod-failure", "mode": "fixed-percent", "value": "50"}),
-        ({"action": "container-kill", "duration": "30s", "container_names": ["worker"]},
-         "PodChaos", {"action": "container-kill", "containerNames": ["worker"]}),
-        ({"action": "network-delay", "duration": "30s", "latency": "200ms", "jitter": "10ms",
-          "correlation_pct": 25}, "NetworkChaos",
-         {"action": "delay", "direction": "to",
-          "delay": {"latency": "200ms", "jitter": "10ms", "correlation": "25"}}),
-        ({"action": "network-loss", "duration": "30s", "loss_pct": 25}, "NetworkChaos",
-         {"action": "loss", "loss": {"loss": "25", "correlation": "0"}}),
-        ({"action": "network-partition", "duration": "30s", "peers": ["kafka"]},
-         "NetworkChaos", {"action": "partition", "direction": "to",
-                          "externalTargets": [KAFKA_HOST]}),
-        ({"action": "network-bandwidth", "duration": "30s", "rate_kbps": 1000}, "NetworkChaos",
-         {"action": "bandwidth",
-          "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000}}),
-        ({"action": "network-bandwidth", "duration": "30s", "rate_kbps": 1500}, "NetworkChaos",
-         {"bandwidth": {"rate": "1500kbps", "limit": 20971520, "buffer": 10000}}),
-        ({"action": "dns-error", "duration": "30s", "patterns": ["temporal*", "kafka.?om"]},
-         "DNSChaos", {"action": "error", "patterns": ["temporal*", "kafka.?om"]}),
-        ({"action": "cpu-stress", "duration": "30s", "cpu": {"workers": 2, "load_pct": 80}},
-         "StressChaos", {"stressors": {"cpu": {"workers": 2, "load": 80}}}),
-        ({"action": "memory-stress", "duration": "30s", "memory": {"size_mb": 256}},
-         "StressChaos",
-         {"stressors": {"memory": {"workers": 1, "size": "256MB", "oomScoreAdj": 0}}}),
-        ({"action": "combined-stress", "duration": "30s"}, "StressChaos",
-         {"stressors": {"cpu": {"workers": 1, "load": 80},
-                        "memory": {"workers": 1, "size": "256MB", "oomScoreAdj": 0}}}),
+        (
+            {"action": "pod-kill", "duration": "30s"},
+            "PodChaos",
+            {"action": "pod-kill", "mode": "one", "duration": "30s"},
+        ),
+        (
+            {"action": "pod-kill", "duration": "1m30s", "grace_period_s": 5},
+            "PodChaos",
+            {"action": "pod-kill", "gracePeriod": 5, "duration": "1m30s"},
+        ),
+        (
+            {
+                "action": "pod-failure",
+                "duration": "30s",
+                "target": {"mode": "fixed-percent", "value": 50},
+            },
+            "PodChaos",
+            {"action": "pod-failure", "mode": "fixed-percent", "value": "50"},
+        ),
+        (
+            {"action": "container-kill", "duration": "30s", "container_names": ["worker"]},
+            "PodChaos",
+            {"action": "container-kill", "containerNames": ["worker"]},
+        ),
+        (
+            {
+                "action": "network-delay",
+                "duration": "30s",
+                "latency": "200ms",
+                "jitter": "10ms",
+                "correlation_pct": 25,
+            },
+            "NetworkChaos",
+            {
+                "action": "delay",
+                "direction": "to",
+                "delay": {"latency": "200ms", "jitter": "10ms", "correlation": "25"},
+            },
+        ),
+        (
+            {"action": "network-loss", "duration": "30s", "loss_pct": 25},
+            "NetworkChaos",
+            {"action": "loss", "loss": {"loss": "25", "correlation": "0"}},
+        ),
+        (
+            {"action": "network-partition", "duration": "30s", "peers": ["kafka"]},
+            "NetworkChaos",
+            {"action": "partition", "direction": "to", "externalTargets": [KAFKA_HOST]},
+        ),
+        (
+            {"action": "network-bandwidth", "duration": "30s", "rate_kbps": 1000},
+            "NetworkChaos",
+            {
+                "action": "bandwidth",
+                "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000},
+            },
+        ),
+        (
+            {"action": "network-bandwidth", "duration": "30s", "rate_kbps": 1500},
+            "NetworkChaos",
+            {"bandwidth": {"rate": "1500kbps", "limit": 20971520, "buffer": 10000}},
+        ),
+        (
+            {"action": "dns-error", "duration": "30s", "patterns": ["temporal*", "kafka.?om"]},
+            "DNSChaos",
+            {"action": "error", "patterns": ["temporal*", "kafka.?om"]},
+        ),
+        (
+            {"action": "cpu-stress", "duration": "30s", "cpu": {"workers": 2, "load_pct": 80}},
+            "StressChaos",
+            {"stressors": {"cpu": {"workers": 2, "load": 80}}},
+        ),
+        (
+            {"action": "memory-stress", "duration": "30s", "memory": {"size_mb": 256}},
+            "StressChaos",
+            {"stressors": {"memory": {"workers": 1, "size": "256MB", "oomScoreAdj": 0}}},
+        ),
+        (
+            {"action": "combined-stress", "duration": "30s"},
+            "StressChaos",
+            {
+                "stressors": {
+                    "cpu": {"workers": 1, "load": 80},
+                    "memory": {"workers": 1, "size": "256MB", "oomScoreAdj": 0},
+                }
+            },
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_fault_renders_its_chaos_mesh_fields(
     fault: dict[str, Any], kind: str, expected: dict[str, Any]
 ) -> None:
@@ -94,17 +148,20 @@ def test_each_fault_renders_its_chaos_mesh_fields(
     spec = obj["spec"]
     assert {k: spec.get(k) for k in expected} == expected
     assert spec["selector"] == {
-        "namespaces": ["bytebot"], "labelSelectors": {"app": "bytebot-temporal-worker"}
-    }  # fmt: skip
+        "namespaces": ["bytebot"],
+        "labelSelectors": {"app": "bytebot-temporal-worker"},
+    }
     assert spec["duration"] == fault["duration"]
 
 
 def test_a_request_is_named_by_its_fault_id_and_labelled_for_the_sweeper() -> None:
     request = FaultRequest(
-        fault_id="chaos-1a2b3c4d-02-pod-kill", run_id="weekly-2030-01-02T03:00:00Z", step=2,
+        fault_id="chaos-1a2b3c4d-02-pod-kill",
+        run_id="weekly-2030-01-02T03:00:00Z",
+        step=2,
         fault=FAULT.validate_python({"action": "pod-kill", "duration": "30s"}),
         expires_at=EXPIRES,
-    )  # fmt: skip
+    )
     obj = render_request(request)
     meta = obj["metadata"]
     assert meta["name"] == "chaos-1a2b3c4d-02-pod-kill"
@@ -131,8 +188,10 @@ def test_run_labels_are_valid_label_values_and_stable(run_id: str) -> None:
 
 def test_a_peer_mapped_to_pods_becomes_the_target_selector() -> None:
     peers = PeerMap(kafka=PeerTarget(namespace="kafka", labels={"strimzi.io/cluster": "core"}))
-    spec = spec_of({"action": "network-partition", "duration": "30s", "direction": "both",
-                    "peers": ["kafka"]}, peers)  # fmt: skip
+    spec = spec_of(
+        {"action": "network-partition", "duration": "30s", "direction": "both", "peers": ["kafka"]},
+        peers,
+    )
     assert spec["direction"] == "both"
     assert spec["target"] == {
         "mode": "all",
@@ -169,7 +228,7 @@ def test_the_seed_manifests_are_generated_from_the_builtin_scenarios_and_do_not_
     for file, content in expected.items():
         path = REPO / "manifests" / file
         assert path.read_text() == content, (
-            f"{path} is out of date: run `python -m activities.manifests write manifests/`"
+            f"{path} is out of date: run `python -m control.manifests write manifests/`"
         )
     assert main(["check", str(REPO / "manifests")]) == 0
 

@@ -28,9 +28,10 @@ HISTORIES = Path(__file__).parent / "histories"
 )
 async def test_recorded_histories_replay_on_current_code(path: Path) -> None:
     replayer = Replayer(
-        workflows=WORKFLOWS, workflow_runner=workflow_runner(),
+        workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
         data_converter=pydantic_data_converter,
-    )  # fmt: skip
+    )
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     await replayer.replay_workflow(history)
 

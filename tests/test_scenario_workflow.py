@@ -25,9 +25,15 @@ from workflows.scenario import ChaosScenarioWorkflow
 
 
 async def test_a_two_fault_run_passes_and_leaves_a_complete_ledger(harness: Harness) -> None:
-    handle = await harness.start(ScenarioInput(scenario=scenario(
-        pod_kill(), {"action": "network-delay", "duration": "2s"}, pause="1s",
-    )))  # fmt: skip
+    handle = await harness.start(
+        ScenarioInput(
+            scenario=scenario(
+                pod_kill(),
+                {"action": "network-delay", "duration": "2s"},
+                pause="1s",
+            )
+        )
+    )
     await assert_eventually(lambda: harness.backend.injected(), timeout_s=20)
     report: ScenarioReport = await handle.result()
     assert report.verdict is Verdict.PASS, report.reason
@@ -42,9 +48,15 @@ async def test_a_two_fault_run_passes_and_leaves_a_complete_ledger(harness: Harn
 async def test_a_failed_step_stops_the_run_and_recovers(client: Client, tmp_path: Path) -> None:
     h = Harness(client, MarkerBackend(tmp_path / "faults", reject_actions=("network-delay",)))
     async with h.worker():
-        handle = await h.start(ScenarioInput(scenario=scenario(
-            pod_kill(), {"action": "network-delay", "duration": "2s"}, pod_kill(name="again"),
-        )))  # fmt: skip
+        handle = await h.start(
+            ScenarioInput(
+                scenario=scenario(
+                    pod_kill(),
+                    {"action": "network-delay", "duration": "2s"},
+                    pod_kill(name="again"),
+                )
+            )
+        )
         report: ScenarioReport = await handle.result()
     assert report.verdict is Verdict.FAIL
     assert [s.verdict for s in report.steps] == [Verdict.PASS, Verdict.FAIL, Verdict.NOT_RUN]
@@ -175,9 +187,11 @@ async def test_invalid_input_fails_at_once_and_injects_nothing(
     harness: Harness, client: Client, bad_input: dict[str, Any], message: str
 ) -> None:
     handle = await client.start_workflow(
-        "ChaosScenarioWorkflow", bad_input, id=f"t-{uuid.uuid4()}",
+        "ChaosScenarioWorkflow",
+        bad_input,
+        id=f"t-{uuid.uuid4()}",
         task_queue=harness.task_queue,
-    )  # fmt: skip
+    )
     with pytest.raises(WorkflowFailureError) as failure:
         await asyncio.wait_for(handle.result(), timeout=15)
     cause = failure.value.cause

@@ -25,25 +25,28 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from google.protobuf.duration_pb2 import Duration
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from activities.temporal_clients import (
+from activities.verify.clients import (
     TargetMisconfigured,
     TemporalClients,
     TemporalDefaults,
     resolve_endpoint,
 )
-from activities.temporal_probe import TemporalProbeActivities
+from activities.verify.probe import TemporalProbeActivities
 from devstack.temporal import TemporalDevServer
 from models.ledger import FaultStatus
 from models.observations import HoldProbe, HoldProbeInput, RecoveryInput
 from models.report import Criterion, Verdict
 from models.scenario import AbortConditions, TemporalTarget, TlsFiles
-from tests.support.goal_runs import BROKEN, SUT_NAMESPACE, StandInBackend, SystemUnderTest
+from tests.support.goal_runs import (
+    BROKEN,
+    SUT_NAMESPACE,
+    StandInBackend,
+    SystemUnderTest,
+    ensure_namespace,
+)
 from tests.support.verification_runs import (
     chaos_worker,
     context,
@@ -59,16 +62,7 @@ from tests.support.verification_runs import (
 @pytest.fixture(scope="module")
 async def clients(temporal_server: TemporalDevServer, client: Client) -> TemporalClients:
     """Clients as the chaos worker builds them; the SUT lives in a namespace of its own."""
-    try:
-        await client.workflow_service.register_namespace(
-            RegisterNamespaceRequest(
-                namespace=SUT_NAMESPACE,
-                workflow_execution_retention_period=Duration(seconds=86400),
-            )
-        )
-    except RPCError as err:
-        if err.status is not RPCStatusCode.ALREADY_EXISTS:
-            raise
+    await ensure_namespace(client, SUT_NAMESPACE)
     return TemporalClients(TemporalDefaults(address=temporal_server.address), own=client)
 
 
@@ -95,8 +89,9 @@ async def test_a_healthy_system_passes_three_runs_in_a_row(
     backend = StandInBackend(system, kill=1)
     async with chaos_worker(client, clients, backend) as run:
         for attempt in range(3):
-            in_flight = [await system.goal_run(f"ok{attempt}", steps=10, step_seconds=0.4)
-                         for _ in range(3)]  # fmt: skip
+            in_flight = [
+                await system.goal_run(f"ok{attempt}", steps=10, step_seconds=0.4) for _ in range(3)
+            ]
             report, workflow_id = await run(scenario(system))
             assert report.verdict is Verdict.PASS, report.reason
             assert report.score_pct == 100.0
@@ -179,8 +174,9 @@ async def test_a_task_queue_left_without_pollers_fails_automatic_recovery(
     assert any(f.startswith(f"{orphan}: stalled: no new event") for f in loss.findings)
     recovery = criterion(report, Criterion.AUTOMATIC_RECOVERY)
     assert report.verdict is Verdict.FAIL and recovery.verdict is Verdict.FAIL
-    assert any(f"no live poller on task queue '{system.task_queue}'" in f
-               for f in recovery.findings), recovery.findings  # fmt: skip
+    assert any(
+        f"no live poller on task queue '{system.task_queue}'" in f for f in recovery.findings
+    ), recovery.findings
     assert any("0 of 2 baseline worker replicas ready" in f for f in recovery.findings)
     (fault,) = report.faults()
     assert fault.time_to_recovery_s is None
@@ -287,9 +283,17 @@ async def test_await_recovery_heartbeats_and_honours_cancellation(
     beats: list[Any] = []
     env.on_heartbeat = lambda *d: beats.append(d)
     now = datetime.now(UTC)
-    task = asyncio.create_task(env.run(probe.await_recovery, RecoveryInput(
-        context=ctx, baseline=baseline, recovered_at=now, injected_at=now,
-    )))  # fmt: skip
+    task = asyncio.create_task(
+        env.run(
+            probe.await_recovery,
+            RecoveryInput(
+                context=ctx,
+                baseline=baseline,
+                recovered_at=now,
+                injected_at=now,
+            ),
+        )
+    )
     await eventually(lambda: holds(len(beats) >= 2))
     env.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -307,9 +311,15 @@ async def test_recovery_slower_than_the_abort_limit_is_a_breach(
     ctx = ctx.model_copy(update={"abort": AbortConditions(max_recovery=timedelta(seconds=1))})
     now = datetime.now(UTC)
     began = time.monotonic()
-    check = await ActivityEnvironment().run(probe.await_recovery, RecoveryInput(
-        context=ctx, baseline=baseline, recovered_at=now, injected_at=now,
-    ))  # fmt: skip
+    check = await ActivityEnvironment().run(
+        probe.await_recovery,
+        RecoveryInput(
+            context=ctx,
+            baseline=baseline,
+            recovered_at=now,
+            injected_at=now,
+        ),
+    )
     assert time.monotonic() - began < 5  # gave up at the limit, not at the settle window
     assert not check.recovered and check.time_to_recovery_s is None
     assert check.breach and check.breach.startswith("recovery took longer than 1s (not recovered)")
@@ -336,9 +346,14 @@ async def test_more_failed_goal_runs_than_the_abort_limit_is_a_breach(
     await eventually(failed)
 
     async def probed() -> HoldProbe:
-        return await ActivityEnvironment().run(probe.probe_hold, HoldProbeInput(
-            context=ctx, baseline=baseline, injected_at=injected_at,
-        ))  # fmt: skip
+        return await ActivityEnvironment().run(
+            probe.probe_hold,
+            HoldProbeInput(
+                context=ctx,
+                baseline=baseline,
+                injected_at=injected_at,
+            ),
+        )
 
     hold = await probed()
     for _ in range(20):  # visibility catches up with the close within moments

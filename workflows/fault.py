@@ -19,7 +19,6 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities import names
     from models.faults import FaultSpec
     from models.judge import judge_fault
     from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions
@@ -37,9 +36,9 @@ with workflow.unsafe.imports_passed_through():
     from models.report import FaultObservations, FaultReport, Verdict
     from models.run import FaultRunInput
     from models.scenario import Verification
-    from workflows import policies, visibility
+    from workflows import names, policies, visibility
 
-LEDGER_SIGNAL = "fault_recorded"
+LEDGER_SIGNAL = names.LEDGER_SIGNAL
 T = TypeVar("T")
 #: Time the backend grants beyond the hold for our own recovery before it ends the fault.
 EXPIRY_SLACK = timedelta(seconds=15)
@@ -57,7 +56,7 @@ def _failure_text(error: BaseException) -> str:
     return str(cause)
 
 
-@workflow.defn(name="ChaosFaultWorkflow", failure_exception_types=[ValidationError])
+@workflow.defn(name=names.FAULT_WORKFLOW, failure_exception_types=[ValidationError])
 class FaultWorkflow:
     """Injects one fault, holds it, always recovers it, and judges the system under test."""
 
@@ -73,17 +72,17 @@ class FaultWorkflow:
         """True once the hold must end early: an abort, or this run being cancelled."""
         return self._cancelled or self._abort_reason is not None
 
-    @workflow.signal(name="abort")
+    @workflow.signal(name=names.ABORT_SIGNAL)
     def abort(self, reason: str) -> None:
         """End the hold now and recover (sent by the parent when the run aborts)."""
         self._abort_reason = self._abort_reason or reason
 
-    @workflow.query(name="record")
+    @workflow.query(name=names.RECORD_QUERY)
     def record(self) -> FaultRecord | None:
         """This fault's ledger row."""
         return self._record
 
-    @workflow.query(name="phase")
+    @workflow.query(name=names.PHASE_QUERY)
     def phase(self) -> str:
         """The current phase."""
         return self._phase

@@ -20,7 +20,6 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities import names
     from models.faults import FaultSpec
     from models.judge import judge_run
     from models.ledger import FaultRecord, FaultRequest, TargetPreview
@@ -28,9 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from models.report import FaultReport, ScenarioReport, StepReport, Verdict, worst
     from models.run import FaultRunInput, ResolvedScenario, RunStatus
     from models.scenario import Scenario, ScenarioInput, Step
-    from workflows import policies, visibility
+    from models.summary import progress_summary, run_summary
+    from workflows import names, policies, visibility
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
-    from workflows.summary import progress_summary, run_summary
 
 
 def fault_id_for(run_id: str, step: int, fault: FaultSpec) -> str:
@@ -39,7 +38,7 @@ def fault_id_for(run_id: str, step: int, fault: FaultSpec) -> str:
     return f"chaos-{run}-{step:02d}-{fault.label}"[:63].rstrip("-")
 
 
-@workflow.defn(name="ChaosScenarioWorkflow", failure_exception_types=[ValidationError])
+@workflow.defn(name=names.SCENARIO_WORKFLOW, failure_exception_types=[ValidationError])
 class ChaosScenarioWorkflow:
     """Runs a chaos scenario against the system under test and returns its verdict."""
 
@@ -56,19 +55,19 @@ class ChaosScenarioWorkflow:
 
     # -- signals and queries ------------------------------------------------------------
 
-    @workflow.signal(name="abort")
+    @workflow.signal(name=names.ABORT_SIGNAL)
     async def abort(self, reason: str) -> None:
         """Recover every fault now and end the run with verdict `aborted`."""
         if self._abort_reason is None:
             self._abort_reason = reason or "aborted by an operator"
             await self._abort_children()
 
-    @workflow.signal(name="pause")
+    @workflow.signal(name=names.PAUSE_SIGNAL)
     def pause(self) -> None:
         """Hold before the next step (a running step finishes first)."""
         self._paused = True
 
-    @workflow.signal(name="resume")
+    @workflow.signal(name=names.RESUME_SIGNAL)
     def resume(self) -> None:
         """Go on with the next step."""
         self._paused = False
@@ -78,7 +77,7 @@ class ChaosScenarioWorkflow:
         """A child's ledger row changed."""
         self._ledger[record.fault_id] = record
 
-    @workflow.query(name="status")
+    @workflow.query(name=names.STATUS_QUERY)
     def status(self) -> RunStatus:
         """Phase, current step and faults, time left, the ledger and findings so far."""
         now = workflow.now()
@@ -250,7 +249,6 @@ class ChaosScenarioWorkflow:
                 FaultWorkflow.run,
                 FaultRunInput(
                     request=request,
-                    parent_workflow_id=workflow.info().workflow_id,
                     context=ProbeContext(
                         run_id=request.run_id,
                         fault_id=request.fault_id,
@@ -314,7 +312,7 @@ class ChaosScenarioWorkflow:
         for handle in list(self._running.values()):
             try:
                 await workflow.get_external_workflow_handle(handle.id).signal(
-                    "abort", self._abort_reason
+                    names.ABORT_SIGNAL, self._abort_reason
                 )
             except ApplicationError:
                 workflow.logger.warning("child %s already closed", handle.id)

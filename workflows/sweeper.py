@@ -1,7 +1,7 @@
 """ChaosOrphanSweeperWorkflow: delete chaos objects that outlived their run, report stuck ones.
 
 Runs on its own Temporal Schedule (`bytebot-chaos-orphan-sweeper`, every 5 minutes, overlap
-skip; created by `activities.sweeper.ensure_sweeper_schedule`). Lists this tool's objects,
+skip; created by `control.schedules.ensure_sweeper_schedule`). Lists this tool's objects,
 asks Temporal which owning runs still run, decides with `models.sweep.plan_sweep` against
 `workflow.now()`, deletes the orphans, and returns what it did. Deterministic: all I/O is in
 the activities. It never forces a finalizer; stuck deletions are reported in the result.
@@ -15,7 +15,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names_kube
     from models.sweep import (
         ChaosObjectList,
         DeleteInput,
@@ -26,20 +25,21 @@ with workflow.unsafe.imports_passed_through():
         SweepReport,
         plan_sweep,
     )
+    from workflows import names
 
 STEP_TIMEOUT = timedelta(minutes=2)
 STEP_HEARTBEAT = timedelta(seconds=30)
 STEP_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=20))
 
 
-@workflow.defn(name=names_kube.SWEEPER_WORKFLOW)
+@workflow.defn(name=names.SWEEPER_WORKFLOW)
 class ChaosOrphanSweeperWorkflow:
     """One sweep over the allowed namespaces; see the module docstring."""
 
     @workflow.run
     async def run(self, sweep: SweepInput) -> SweepReport:
         listed = await workflow.execute_activity(
-            names_kube.LIST_CHAOS_OBJECTS,
+            names.LIST_CHAOS_OBJECTS,
             sweep,
             result_type=ChaosObjectList,
             start_to_close_timeout=STEP_TIMEOUT,
@@ -51,7 +51,7 @@ class ChaosOrphanSweeperWorkflow:
         runs = RunStates()
         if run_ids:
             runs = await workflow.execute_activity(
-                names_kube.CHECK_CHAOS_RUNS,
+                names.CHECK_CHAOS_RUNS,
                 RunStatesInput(run_ids=run_ids),
                 result_type=RunStates,
                 start_to_close_timeout=STEP_TIMEOUT,
@@ -62,7 +62,7 @@ class ChaosOrphanSweeperWorkflow:
         plan = plan_sweep(listed.objects, runs, workflow.now(), sweep.stuck_after)
         if plan.orphans:
             await workflow.execute_activity(
-                names_kube.DELETE_CHAOS_OBJECTS,
+                names.DELETE_CHAOS_OBJECTS,
                 DeleteInput(orphans=plan.orphans),
                 result_type=DeleteResult,
                 start_to_close_timeout=STEP_TIMEOUT,

@@ -18,14 +18,13 @@ from pydantic import TypeAdapter
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.backend import NotYet
-from activities.chaos_mesh import ChaosMeshBackend
-from activities.chaos_mesh_pause import ChaosMeshActivities
-from activities.faults import FaultActivities
-from activities.kube import KubeClient
-from activities.manifests import KINDS
-from activities.scenarios import ScenarioActivities
-from activities.sweeper import SweeperActivities
+from activities.faults.activities import FaultActivities
+from activities.faults.backend import NotYet
+from activities.faults.chaos_mesh.backend import ChaosMeshBackend
+from activities.faults.chaos_mesh.client import KubeClient
+from activities.faults.chaos_mesh.render import KINDS
+from activities.faults.chaos_mesh.sweeper import SweeperActivities
+from activities.scenario import ScenarioActivities
 from models.faults import FaultSpec
 from models.ledger import FaultRequest, Injection
 from models.scenario import Scenario, ScenarioInput
@@ -40,15 +39,24 @@ FAULT = TypeAdapter(FaultSpec)
 DNS_PATTERNS = ["temporal*", "core-cluster-kafka*"]
 
 
-def request(ns: str, fault: dict[str, Any], *, run_id: str = "run-1", step: int = 0,
-            expires_in: timedelta = timedelta(minutes=5)) -> FaultRequest:  # fmt: skip
+def request(
+    ns: str,
+    fault: dict[str, Any],
+    *,
+    run_id: str = "run-1",
+    step: int = 0,
+    expires_in: timedelta = timedelta(minutes=5),
+) -> FaultRequest:
     """A fault request for `fault`, aimed at (and allowed only in) namespace `ns`."""
     spec = FAULT.validate_python({"target": {"namespace": ns}, **fault})
     return FaultRequest(
-        fault_id=f"chaos-{secrets.token_hex(4)}-{step:02d}-{spec.label}", run_id=run_id,
-        step=step, fault=spec, expires_at=datetime.now(UTC) + expires_in,
+        fault_id=f"chaos-{secrets.token_hex(4)}-{step:02d}-{spec.label}",
+        run_id=run_id,
+        step=step,
+        fault=spec,
+        expires_at=datetime.now(UTC) + expires_in,
         allowed_namespaces=[ns],
-    )  # fmt: skip
+    )
 
 
 async def objects(kc: KubeClient, ns: str) -> list[str]:
@@ -81,9 +89,11 @@ def with_dns_patterns(data: dict[str, Any]) -> dict[str, Any]:
 def scenario_in(ns: str, *steps: dict[str, Any], **extra: Any) -> Scenario:
     """A scenario of `steps` whose faults target namespace `ns`, with a short verification."""
     data: dict[str, Any] = {
-        "name": "t", "steps": list(steps),
-        "verification": {"kafka": None, "settle": "10s", "probe_interval": "1s"}, **extra,
-    }  # fmt: skip
+        "name": "t",
+        "steps": list(steps),
+        "verification": {"kafka": None, "settle": "10s", "probe_interval": "1s"},
+        **extra,
+    }
     for step in data["steps"]:
         for fault in step.get("faults", [step.get("fault")]):
             if fault:
@@ -98,28 +108,34 @@ class Runs:
         self.client, self.kc, self.ns = client, kc, ns
         self.task_queue = f"chaos-mesh-{uuid.uuid4()}"
         activities: list[Any] = [
-            *ScenarioActivities("chaos-mesh", [ns]).all(), *FaultActivities(backend).all(),
-            *ChaosMeshActivities(backend).all(), *HealthyProbes().all(),
+            *ScenarioActivities("chaos-mesh", [ns]).all(),
+            *FaultActivities(backend).all(),
+            *HealthyProbes().all(),
             *SweeperActivities(kc, client, [ns]).all(),
-        ]  # fmt: skip
+        ]
         self.worker = Worker(
-            client, task_queue=self.task_queue,
+            client,
+            task_queue=self.task_queue,
             workflows=list(dict.fromkeys([*WORKFLOWS, ChaosOrphanSweeperWorkflow])),
             workflow_runner=workflow_runner(),
             activities=activities,
-        )  # fmt: skip
+        )
 
     async def start(self, scenario: Scenario, **extra: Any) -> Any:
         return await self.client.start_workflow(
-            ChaosScenarioWorkflow.run, ScenarioInput(scenario=scenario, **extra),
-            id=f"t-{uuid.uuid4()}", task_queue=self.task_queue,
-        )  # fmt: skip
+            ChaosScenarioWorkflow.run,
+            ScenarioInput(scenario=scenario, **extra),
+            id=f"t-{uuid.uuid4()}",
+            task_queue=self.task_queue,
+        )
 
     async def sweep(self, **extra: Any) -> SweepReport:
         return await self.client.execute_workflow(
-            ChaosOrphanSweeperWorkflow.run, SweepInput(**extra), id=f"sweep-{uuid.uuid4()}",
+            ChaosOrphanSweeperWorkflow.run,
+            SweepInput(**extra),
+            id=f"sweep-{uuid.uuid4()}",
             task_queue=self.task_queue,
-        )  # fmt: skip
+        )
 
     async def injected(self) -> list[str]:
         return await objects(self.kc, self.ns)

@@ -50,24 +50,34 @@ def _ready_status(containers: list[str], restarts: dict[str, int] | None = None)
         "phase": "Running",
         "conditions": [{"type": "Ready", "status": "True"}],
         "containerStatuses": [
-            {"name": c, "ready": True, "restartCount": restarts.get(c, 0), "image": "worker",
-             "imageID": "", "state": {"running": {"startedAt": _now()}}}
+            {
+                "name": c,
+                "ready": True,
+                "restartCount": restarts.get(c, 0),
+                "image": "worker",
+                "imageID": "",
+                "state": {"running": {"startedAt": _now()}},
+            }
             for c in containers
         ],
-    }  # fmt: skip
+    }
 
 
 def create_ready_pod(
-    api: client.ApiClient, namespace: str, name: str, labels: dict[str, str],
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
     containers: tuple[str, ...] = ("worker",),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Create a plain Pod (no kubelet runs) and patch its status to Running and Ready."""
     core = client.CoreV1Api(api)
     pod: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {"containers": [{"name": c, "image": "worker"} for c in containers]},
-    }  # fmt: skip
+    }
     # Raw JSON (no model deserialization): the generated client's models are slow to build.
     core.create_namespaced_pod(namespace, pod, _preload_content=False)  # type: ignore[arg-type]
     core.patch_namespaced_pod_status(
@@ -77,9 +87,11 @@ def create_ready_pod(
 
 
 def worker_pods(
-    api: client.ApiClient, namespace: str, count: int = 3,
+    api: client.ApiClient,
+    namespace: str,
+    count: int = 3,
     labels: dict[str, str] | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """`count` Ready pods labelled like the ByteBot worker; their names."""
     labels = labels or {"app": "bytebot-temporal-worker"}
     names = [f"bytebot-temporal-worker-{secrets.token_hex(3)}" for _ in range(count)]
@@ -204,11 +216,16 @@ class FakeChaosController:
             if plural == "podchaos" and action == "pod-kill":
                 self._kill_and_replace(pod)
         return [
-            {"id": i, "selectorKey": ".", "phase": "Injected", "injectedCount": 1,
-             "recoveredCount": 0,
-             "events": [{"operation": "Apply", "type": "Succeeded", "timestamp": _now()}]}
+            {
+                "id": i,
+                "selectorKey": ".",
+                "phase": "Injected",
+                "injectedCount": 1,
+                "recoveredCount": 0,
+                "events": [{"operation": "Apply", "type": "Succeeded", "timestamp": _now()}],
+            }
             for i in ids
-        ]  # fmt: skip
+        ]
 
     def _kill_and_replace(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -219,9 +236,12 @@ class FakeChaosController:
         base = meta["name"].rsplit("-", 1)[0]
         containers = tuple(c["name"] for c in pod["spec"]["containers"])
         create_ready_pod(
-            self.core.api_client, meta["namespace"], f"{base}-{secrets.token_hex(3)}",
-            dict(meta.get("labels") or {}), containers,
-        )  # fmt: skip
+            self.core.api_client,
+            meta["namespace"],
+            f"{base}-{secrets.token_hex(3)}",
+            dict(meta.get("labels") or {}),
+            containers,
+        )
 
     def _restart(self, pod: dict[str, Any], container: str) -> None:
         statuses = pod["status"].get("containerStatuses") or []
@@ -240,9 +260,11 @@ class FakeChaosController:
                 }
                 s["lastState"] = {"terminated": ended}
         self.core.patch_namespaced_pod_status(
-            pod["metadata"]["name"], pod["metadata"]["namespace"], {"status": status},
+            pod["metadata"]["name"],
+            pod["metadata"]["namespace"],
+            {"status": status},
             _preload_content=False,
-        )  # fmt: skip
+        )
 
 
 def _age_s(meta: dict[str, Any]) -> float:
@@ -273,6 +295,5 @@ def _status(
             {"type": "AllRecovered", "status": flag[not injected]},
             {"type": "Paused", "status": flag[paused]},
         ],
-        "experiment": {"desiredPhase": "Run" if injected else "Stop",
-                       "containerRecords": records},
-    }  # fmt: skip
+        "experiment": {"desiredPhase": "Run" if injected else "Stop", "containerRecords": records},
+    }

@@ -19,14 +19,17 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio import activity, workflow
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.backend import NotYet
+from activities.faults.backend import NotYet
 from models.ledger import (
     FaultRequest,
     Injection,
@@ -52,16 +55,23 @@ class GoalRunWorkflow:
             await workflow.wait_condition(lambda: False)
         for number in range(1, steps + 1):
             await workflow.execute_activity(
-                "goal_step", {**goal, "step": number},
+                "goal_step",
+                {**goal, "step": number},
                 start_to_close_timeout=timedelta(seconds=3),
-                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                         backoff_coefficient=1.0, maximum_attempts=50),
-            )  # fmt: skip
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=200),
+                    backoff_coefficient=1.0,
+                    maximum_attempts=50,
+                ),
+            )
         done = steps - 1 if mode == "wrong" else steps
         return {
-            "goal_run_id": goal["goal_run_id"], "goal": goal.get("goal", ""),
-            "status": "COMPLETED", "steps_completed": done, "output": f"{done} steps",
-        }  # fmt: skip
+            "goal_run_id": goal["goal_run_id"],
+            "goal": goal.get("goal", ""),
+            "status": "COMPLETED",
+            "steps_completed": done,
+            "output": f"{done} steps",
+        }
 
 
 class SystemUnderTest:
@@ -93,10 +103,14 @@ class SystemUnderTest:
                 self.address, namespace=SUT_NAMESPACE, data_converter=pydantic_data_converter
             )
         worker = Worker(
-            self.connections[name], task_queue=self.task_queue, workflows=[GoalRunWorkflow],
-            activities=[self.goal_step], workflow_runner=UnsandboxedWorkflowRunner(),
-            identity=name, graceful_shutdown_timeout=timedelta(0),
-        )  # fmt: skip
+            self.connections[name],
+            task_queue=self.task_queue,
+            workflows=[GoalRunWorkflow],
+            activities=[self.goal_step],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+            identity=name,
+            graceful_shutdown_timeout=timedelta(0),
+        )
         self.workers[name] = (worker, asyncio.create_task(worker.run()))
         self.starts[name] += 1
 
@@ -108,9 +122,11 @@ class SystemUnderTest:
     async def goal_run(self, tag: str, **goal: Any) -> str:
         workflow_id = f"gr-{tag}-{uuid4().hex[:6]}"
         await self.client.start_workflow(
-            "goalRunWorkflow", {"goal_run_id": workflow_id, "goal": tag, **goal},
-            id=workflow_id, task_queue=self.task_queue,
-        )  # fmt: skip
+            "goalRunWorkflow",
+            {"goal_run_id": workflow_id, "goal": tag, **goal},
+            id=workflow_id,
+            task_queue=self.task_queue,
+        )
         return workflow_id
 
 
@@ -125,9 +141,15 @@ class StandInBackend:
     name = "stand-in"
 
     def __init__(
-        self, system: SystemUnderTest, *, kill: int = 1, restart: bool = True,
-        restart_delay: float = 1.0, takes_effect: bool = True, breaks_goal_runs: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        system: SystemUnderTest,
+        *,
+        kill: int = 1,
+        restart: bool = True,
+        restart_delay: float = 1.0,
+        takes_effect: bool = True,
+        breaks_goal_runs: bool = False,
+    ) -> None:
         self.system, self.kill, self.restart = system, kill, restart
         self.restart_delay, self.takes_effect = restart_delay, takes_effect
         self.breaks_goal_runs = breaks_goal_runs
@@ -137,9 +159,11 @@ class StandInBackend:
 
     async def preview(self, request: FaultRequest) -> TargetPreview:
         return TargetPreview(
-            fault_id=request.fault_id, label=request.fault.label, action=request.fault.action,
+            fault_id=request.fault_id,
+            label=request.fault.label,
+            action=request.fault.action,
             selector=request.fault.target.describe(),
-        )  # fmt: skip
+        )
 
     async def inject(self, request: FaultRequest) -> Injection:
         if request.fault_id not in self.killed:
@@ -171,12 +195,31 @@ class StandInBackend:
                 await self.system.start(name)
 
     async def read_replicas(self, query: ReplicaQuery) -> ReplicaSet:
-        return ReplicaSet(replicas=[
-            TargetRef(namespace=query.target.namespace, name=name,
-                      uid=f"{name}-{self.system.starts[name]}", ready=name in self.system.workers,
-                      restarts=max(0, self.system.starts[name] - 1))
-            for name in self.system.names
-        ])  # fmt: skip
+        return ReplicaSet(
+            replicas=[
+                TargetRef(
+                    namespace=query.target.namespace,
+                    name=name,
+                    uid=f"{name}-{self.system.starts[name]}",
+                    ready=name in self.system.workers,
+                    restarts=max(0, self.system.starts[name] - 1),
+                )
+                for name in self.system.names
+            ]
+        )
 
     async def sweep(self) -> list[str]:
         return []
+
+
+async def ensure_namespace(client: Client, namespace: str) -> None:
+    """Register a Temporal namespace for the system under test, unless it exists."""
+    try:
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(
+                namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+            )
+        )
+    except RPCError as err:
+        if err.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise

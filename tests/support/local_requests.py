@@ -15,8 +15,8 @@ from uuid import uuid4
 
 from pydantic import TypeAdapter
 
-from activities.backend import NotYet
-from activities.local_faults import LocalBackend
+from activities.faults.backend import NotYet
+from activities.faults.local.backend import LocalBackend
 from models.faults import FaultSpec
 from models.ledger import FaultRequest, Injection
 
@@ -28,10 +28,12 @@ def request(
 ) -> FaultRequest:
     """A request for `fault` lasting (and expiring after) `seconds`."""
     return FaultRequest(
-        fault_id=fault_id or f"t-{fault['action']}-{uuid4().hex[:8]}", run_id="test-run", step=0,
+        fault_id=fault_id or f"t-{fault['action']}-{uuid4().hex[:8]}",
+        run_id="test-run",
+        step=0,
         fault=SPEC.validate_python({"duration": f"{seconds:g}s", **fault}),
         expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
-    )  # fmt: skip
+    )
 
 
 async def confirmed(backend: LocalBackend, req: FaultRequest, timeout_s: float = 20) -> Injection:

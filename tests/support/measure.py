@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from activities.local import procs
 from devstack.sut import LocalSut
+from faultproxy import procs
 
 
 def replica(sut: LocalSut, name: str) -> dict[str, Any]:
@@ -67,9 +67,11 @@ def round_trips(sut: LocalSut, name: str, count: int) -> list[float]:
 async def produce_seconds(sut: LocalSut, name: str, size: int) -> float:
     """Seconds to produce one ``size``-byte message through the replica's Kafka route."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=f"127.0.0.1:{sut.route_port(name, 'kafka')}", acks=1,
-        max_request_size=4 * size, request_timeout_ms=30000,
-    )  # fmt: skip
+        bootstrap_servers=f"127.0.0.1:{sut.route_port(name, 'kafka')}",
+        acks=1,
+        max_request_size=4 * size,
+        request_timeout_ms=30000,
+    )
     await producer.start()
     try:
         await producer.send_and_wait("bandwidth-probe", b"warm-up")

@@ -12,8 +12,8 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
+from activities.faults.activities import FaultActivities
+from activities.scenario import ScenarioActivities
 from models.scenario import Scenario, ScenarioInput
 from tests.support.standins import HealthyProbes, MarkerBackend
 from worker import build_worker
@@ -25,10 +25,14 @@ def scenario(*faults: dict[str, Any], pause: str | None = None, **extra: Any) ->
     steps: list[dict[str, Any]] = [{"fault": f} for f in faults]
     if pause:
         steps.insert(1, {"pause": pause})
-    return Scenario.model_validate({
-        "name": "t", "steps": steps,
-        "verification": {"settle": "10s", "probe_interval": "1s"}, **extra,
-    })  # fmt: skip
+    return Scenario.model_validate(
+        {
+            "name": "t",
+            "steps": steps,
+            "verification": {"settle": "10s", "probe_interval": "1s"},
+            **extra,
+        }
+    )
 
 
 def pod_kill(duration: str = "2s", **extra: Any) -> dict[str, Any]:
@@ -44,13 +48,20 @@ class Harness:
         self.task_queue = f"chaos-{uuid.uuid4()}"
 
     def worker(self) -> Worker:
-        return build_worker(self.client, self.task_queue, [
-            *ScenarioActivities("stand-in", ["bytebot"]).all(),
-            *FaultActivities(self.backend).all(), *HealthyProbes().all(),
-        ])  # fmt: skip
+        return build_worker(
+            self.client,
+            self.task_queue,
+            [
+                *ScenarioActivities("stand-in", ["bytebot"]).all(),
+                *FaultActivities(self.backend).all(),
+                *HealthyProbes().all(),
+            ],
+        )
 
     async def start(self, run_input: ScenarioInput) -> Any:
         return await self.client.start_workflow(
-            ChaosScenarioWorkflow.run, run_input, id=f"t-{uuid.uuid4()}",
+            ChaosScenarioWorkflow.run,
+            run_input,
+            id=f"t-{uuid.uuid4()}",
             task_queue=self.task_queue,
-        )  # fmt: skip
+        )

@@ -16,8 +16,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities import names
-from activities.backend import FaultRejected
+from activities.faults.backend import FaultRejected
 from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions, LagReport
 from models.ledger import (
     FaultRequest,
@@ -39,6 +38,7 @@ from models.observations import (
     RecoveryInput,
 )
 from models.scenario import KafkaTarget
+from workflows import names
 
 REPLICA = TargetRef(namespace="bytebot", name="replica-0", uid="1", ready=True, restarts=0)
 
@@ -66,9 +66,12 @@ class MarkerBackend:
     async def preview(self, request: FaultRequest) -> TargetPreview:
         fault = request.fault
         return TargetPreview(
-            fault_id=request.fault_id, label=fault.label, action=fault.action,
-            selector=fault.target.describe(), targets=[REPLICA],
-        )  # fmt: skip
+            fault_id=request.fault_id,
+            label=fault.label,
+            action=fault.action,
+            selector=fault.target.describe(),
+            targets=[REPLICA],
+        )
 
     async def inject(self, request: FaultRequest) -> Injection:
         if request.fault.action in self.reject_actions:
@@ -80,8 +83,9 @@ class MarkerBackend:
 
     async def confirm(self, request: FaultRequest) -> Injection:
         present = self.marker(request).exists()
-        return Injection(targets=[REPLICA], evidence=[f"marker present: {present}"],
-                         in_effect=present)  # fmt: skip
+        return Injection(
+            targets=[REPLICA], evidence=[f"marker present: {present}"], in_effect=present
+        )
 
     async def recover(self, request: FaultRequest) -> Recovery:
         self.marker(request).unlink(missing_ok=True)
@@ -117,8 +121,9 @@ class HealthyProbes:
 
     @activity.defn(name=names.AWAIT_RECOVERY)
     async def await_recovery(self, check: RecoveryInput) -> RecoveryCheck:
-        return RecoveryCheck(recovered=True, time_to_recovery_s=0.1, pollers=1,
-                             evidence=["stand-in: healthy"])  # fmt: skip
+        return RecoveryCheck(
+            recovered=True, time_to_recovery_s=0.1, pollers=1, evidence=["stand-in: healthy"]
+        )
 
     @activity.defn(name=names.CHECK_GOAL_RUNS)
     async def check_goal_runs(self, check: GoalRunsInput) -> GoalRunsCheck:
@@ -134,6 +139,10 @@ class HealthyProbes:
 
     def all(self) -> list[Any]:
         return [
-            self.check_steady_state, self.probe_hold, self.await_recovery, self.check_goal_runs,
-            self.read_kafka_positions, self.check_kafka_events,
-        ]  # fmt: skip
+            self.check_steady_state,
+            self.probe_hold,
+            self.await_recovery,
+            self.check_goal_runs,
+            self.read_kafka_positions,
+            self.check_kafka_events,
+        ]

@@ -21,15 +21,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import names
-from activities.faults import FaultActivities
-from activities.temporal_clients import TemporalClients
-from activities.temporal_probe import TemporalProbeActivities
+from activities.faults.activities import FaultActivities
+from activities.verify.clients import TemporalClients
+from activities.verify.probe import TemporalProbeActivities
 from models.observations import ProbeContext
 from models.report import Criterion, ScenarioReport
 from models.run import ResolvedScenario
 from models.scenario import Scenario, ScenarioInput
 from tests.support.goal_runs import SUT_NAMESPACE, StandInBackend, SystemUnderTest
+from workflows import names
 from workflows.fault import FaultWorkflow
 from workflows.scenario import ChaosScenarioWorkflow
 
@@ -49,14 +49,22 @@ def scenario(
     """A one-fault pod-kill scenario against the system, as a person would type it."""
     goal = {"goal": "canary", "steps": 2, "step_seconds": 0.2, **extra.pop("canary_input", {})}
     canary = {"count": 1, "input": goal}
-    return ScenarioInput.model_validate({"scenario": {
-        "name": "verify", "steps": [{"fault": {"action": "pod-kill", "duration": duration}}],
-        "verification": {
-            "temporal": {"namespace": SUT_NAMESPACE, "task_queue": system.task_queue},
-            "kafka": None, "canary": canary, "settle": settle, "probe_interval": "1s",
-        },
-        **extra,
-    }})  # fmt: skip
+    return ScenarioInput.model_validate(
+        {
+            "scenario": {
+                "name": "verify",
+                "steps": [{"fault": {"action": "pod-kill", "duration": duration}}],
+                "verification": {
+                    "temporal": {"namespace": SUT_NAMESPACE, "task_queue": system.task_queue},
+                    "kafka": None,
+                    "canary": canary,
+                    "settle": settle,
+                    "probe_interval": "1s",
+                },
+                **extra,
+            }
+        }
+    )
 
 
 @asynccontextmanager
@@ -72,17 +80,22 @@ async def chaos_worker(
         )
     )
     worker = Worker(
-        client, task_queue=task_queue, workflows=[ChaosScenarioWorkflow, FaultWorkflow],
+        client,
+        task_queue=task_queue,
+        workflows=[ChaosScenarioWorkflow, FaultWorkflow],
         activities=[*probe.all(), *FaultActivities(backend).all(), resolve_scenario],  # type: ignore[list-item]
         workflow_runner=runner,
-    )  # fmt: skip
+    )
 
     async def run(scenario_input: ScenarioInput) -> tuple[ScenarioReport, str]:
         workflow_id = f"chaos-{uuid4().hex[:8]}"
         report = await client.execute_workflow(
-            ChaosScenarioWorkflow.run, scenario_input, id=workflow_id, task_queue=task_queue,
+            ChaosScenarioWorkflow.run,
+            scenario_input,
+            id=workflow_id,
+            task_queue=task_queue,
             execution_timeout=timedelta(minutes=3),
-        )  # fmt: skip
+        )
         return report, workflow_id
 
     async with worker:
@@ -91,13 +104,18 @@ async def chaos_worker(
 
 def context(system: SystemUnderTest, fault_id: str, max_goal_runs: int = 2000) -> ProbeContext:
     """The probe context a scenario run would pass the verification activities."""
-    return ProbeContext.model_validate({
-        "run_id": "direct", "fault_id": fault_id, "target": {},
-        "verification": {
-            "temporal": {"namespace": SUT_NAMESPACE, "task_queue": system.task_queue},
-            "kafka": None, "max_goal_runs": max_goal_runs,
-        },
-    })  # fmt: skip
+    return ProbeContext.model_validate(
+        {
+            "run_id": "direct",
+            "fault_id": fault_id,
+            "target": {},
+            "verification": {
+                "temporal": {"namespace": SUT_NAMESPACE, "task_queue": system.task_queue},
+                "kafka": None,
+                "max_goal_runs": max_goal_runs,
+            },
+        }
+    )
 
 
 def criterion(report: ScenarioReport, which: Criterion) -> Any:

@@ -13,18 +13,23 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.faults import FaultActivities
-from activities.scenarios import ScenarioActivities
+from activities.faults.activities import FaultActivities
+from activities.scenario import ScenarioActivities
 from tests.support.standins import HealthyProbes, MarkerBackend
 from worker import build_worker
 
 
 async def main(address: str, task_queue: str, marker_dir: str) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    worker = build_worker(client, task_queue, [
-        *ScenarioActivities("stand-in", ["bytebot"]).all(),
-        *FaultActivities(MarkerBackend(Path(marker_dir))).all(), *HealthyProbes().all(),
-    ])  # fmt: skip
+    worker = build_worker(
+        client,
+        task_queue,
+        [
+            *ScenarioActivities("stand-in", ["bytebot"]).all(),
+            *FaultActivities(MarkerBackend(Path(marker_dir))).all(),
+            *HealthyProbes().all(),
+        ],
+    )
     async with worker:
         print("ready", flush=True)
         await asyncio.Event().wait()

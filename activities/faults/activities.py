@@ -1,0 +1,78 @@
+"""The fault activities: thin adapters from activity calls to the worker's fault backend.
+
+Registered under the names in `workflows.names`, whatever the backend, so workflows never
+know which backend runs their faults.
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+
+from activities.faults.backend import FaultBackend, FaultRejected, NotYet
+from models.ledger import FaultRequest, Injection, Recovery, TargetPreview
+from workflows import names
+
+log = structlog.get_logger(__name__)
+
+
+def _bound(request: FaultRequest) -> structlog.typing.FilteringBoundLogger:
+    info = activity.info()
+    return log.bind(  # type: ignore[no-any-return]
+        workflow_id=info.workflow_id,
+        activity=info.activity_type,
+        attempt=info.attempt,
+        fault_id=request.fault_id,
+        action=request.fault.action,
+    )
+
+
+def check_namespace(request: FaultRequest) -> None:
+    """Refuse a target outside the namespaces this deployment allows."""
+    allowed = request.allowed_namespaces
+    if allowed and request.fault.target.namespace not in allowed:
+        raise FaultRejected(
+            f"target namespace '{request.fault.target.namespace}' is not allowed "
+            f"(allowed: {', '.join(allowed)})"
+        )
+
+
+class FaultActivities:
+    """Binds a backend to the fault activity names."""
+
+    def __init__(self, backend: FaultBackend) -> None:
+        self.backend = backend
+
+    @activity.defn(name=names.PREVIEW_FAULT)
+    async def preview_fault(self, request: FaultRequest) -> TargetPreview:
+        """Resolve the targets a fault would hit; inject nothing."""
+        check_namespace(request)
+        preview = await self.backend.preview(request)
+        _bound(request).info("fault_previewed", targets=len(preview.targets))
+        return preview
+
+    @activity.defn(name=names.INJECT_FAULT)
+    async def inject_fault(self, request: FaultRequest) -> Injection:
+        """Inject the fault (idempotent on fault_id)."""
+        check_namespace(request)
+        injection = await self.backend.inject(request)
+        _bound(request).info("fault_injected", targets=[t.name for t in injection.targets])
+        return injection
+
+    @activity.defn(name=names.CONFIRM_FAULT)
+    async def confirm_fault(self, request: FaultRequest) -> Injection:
+        """Evidence that the fault is in effect; retried by the workflow until it is."""
+        return await self.backend.confirm(request)
+
+    @activity.defn(name=names.RECOVER_FAULT)
+    async def recover_fault(self, request: FaultRequest) -> Recovery:
+        """Recover the fault (idempotent: a fault already gone is recovered)."""
+        recovery = await self.backend.recover(request)
+        _bound(request).info("fault_recovered", recovered=recovery.recovered)
+        if not recovery.recovered:  # e.g. the proxy still applies the rule: poll by retrying
+            raise NotYet("not recovered yet: " + "; ".join(recovery.evidence))
+        return recovery
+
+    def all(self) -> list[object]:
+        """Every activity of this adapter, for the worker."""
+        return [self.preview_fault, self.inject_fault, self.confirm_fault, self.recover_fault]

@@ -1,0 +1,191 @@
+"""Network faults (delay, loss, partition, bandwidth, DNS failure) as fault proxy rules.
+
+Each replica's traffic to Temporal and to Kafka crosses its own proxy route (see `proxy`); a
+fault is one rule file naming the target replicas and peers, with the fault's expiry in it. The
+proxy applies it within ~150 ms and drops it at its expiry, even if nobody withdraws it.
+Confirmation reads the proxy's status file: the rule is listed on every target route.
+
+DNS failure: DNSChaos matches domain patterns; here each pattern is matched (shell-style)
+against the peer names "temporal" and "kafka", and matching peers' new connections fail.
+This module writes rule files and reads the status; it never opens a socket.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from typing import cast
+
+from activities.faults.backend import FaultRejected
+from activities.faults.local.common import LocalEnv, iso, poll_until
+from activities.faults.local.ledger import FaultEntry
+from activities.faults.local.replicas import ReplicaView
+from faultproxy.control import (
+    PeerName,
+    ProxyStatus,
+    Rule,
+    RuleParams,
+    read_status,
+    remove_rule,
+    write_rule,
+)
+from models.faults import (
+    DnsError,
+    FaultBase,
+    NetworkBandwidth,
+    NetworkDelay,
+    NetworkFaultBase,
+    NetworkLoss,
+    NetworkPartition,
+)
+
+PEERS: tuple[PeerName, ...] = ("temporal", "kafka")
+#: A status older than this means the proxy is not running.
+STALE_STATUS_S = 5.0
+WITHDRAW_WAIT_S = 3.0
+
+
+def peers_of(spec: FaultBase) -> list[PeerName]:
+    """The peers whose traffic the fault affects."""
+    if isinstance(spec, DnsError):
+        return [p for p in PEERS if any(fnmatch.fnmatch(p, pat) for pat in spec.patterns)]
+    return list(cast(NetworkFaultBase, spec).peers)
+
+
+def rule_for(spec: FaultBase, fault_id: str, replicas: list[str], expires_at: float) -> Rule:
+    """The proxy rule that realises a network fault."""
+    direction = "both"
+    if isinstance(spec, NetworkFaultBase) and not isinstance(spec, NetworkPartition):
+        direction = spec.direction.value
+    if isinstance(spec, NetworkDelay):
+        kind, params = (
+            "delay",
+            RuleParams(
+                latency_s=spec.latency.total_seconds(), jitter_s=spec.jitter.total_seconds()
+            ),
+        )
+    elif isinstance(spec, NetworkLoss):
+        kind, params = "loss", RuleParams(loss_pct=spec.loss_pct)
+    elif isinstance(spec, NetworkBandwidth):
+        kind, params = (
+            "bandwidth",
+            RuleParams(rate_bytes_s=spec.rate_kbps * 1000 / 8, burst_bytes=spec.buffer_bytes),
+        )
+    elif isinstance(spec, NetworkPartition):
+        kind, params = "partition", RuleParams()
+    elif isinstance(spec, DnsError):
+        kind, params = "dns", RuleParams()
+    else:
+        raise FaultRejected(f"{getattr(spec, 'action', spec)} is not a network fault")
+    return Rule.model_validate(
+        {
+            "fault_id": fault_id,
+            "kind": kind,
+            "replicas": replicas,
+            "peers": peers_of(spec),
+            "direction": direction,
+            "params": params,
+            "expires_at": expires_at,
+        }
+    )
+
+
+def _describe(rule: Rule) -> str:
+    p = rule.params
+    knobs = {
+        "delay": f"{p.latency_s * 1000:.0f}ms +-{p.jitter_s * 1000:.0f}ms",
+        "loss": f"{p.loss_pct:g}% of chunks stalled",
+        "bandwidth": f"{p.rate_bytes_s * 8 / 1000:g}kbps burst {p.burst_bytes}B",
+        "partition": "blackhole",
+        "dns": "new connections fail",
+    }[rule.kind]
+    return f"{rule.kind} {knobs} ({rule.direction})"
+
+
+class NetworkFaults:
+    """The NetworkChaos and DNSChaos actions, through the fault proxy."""
+
+    actions: tuple[str, ...] = (
+        "network-delay",
+        "network-loss",
+        "network-partition",
+        "network-bandwidth",
+        "dns-error",
+    )
+
+    def __init__(self, env: LocalEnv) -> None:
+        self.env = env
+
+    def problems(self, spec: FaultBase, targets: list[ReplicaView]) -> list[str]:
+        """The proxy must run and carry a route for every (target, peer)."""
+        peers = peers_of(spec)
+        if not peers:
+            return [f"no peer matches the DNS patterns; peers are {', '.join(PEERS)}"]
+        status = read_status(self.env.proxy_control_dir)
+        if status is None:
+            return [f"the fault proxy never reported in {self.env.proxy_control_dir}"]
+        if time.time() - status.updated_at > STALE_STATUS_S:
+            return [f"the fault proxy stopped reporting at {iso(status.updated_at)}"]
+        missing = [
+            f"{t.name}/{p}" for t in targets for p in peers if f"{t.name}/{p}" not in status.routes
+        ]
+        return [f"no proxy route for {', '.join(missing)}"] if missing else []
+
+    async def apply(self, spec: FaultBase, entry: FaultEntry) -> None:
+        """Publish the rule."""
+        rule = rule_for(spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at)
+        path = write_rule(self.env.proxy_control_dir, rule)
+        entry.rule_file = str(path)
+        entry.evidence.append(
+            f"proxy rule {_describe(rule)} on {', '.join(_routes(rule))} "
+            f"until {iso(rule.expires_at)}"
+        )
+
+    async def check(self, spec: FaultBase, entry: FaultEntry) -> tuple[bool, list[str]]:
+        """The proxy lists the rule on every target route."""
+        rule = rule_for(spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at)
+        status = read_status(self.env.proxy_control_dir)
+        if status is None:
+            return False, ["the fault proxy has not reported yet"]
+        applied = [r for r in _routes(rule) if _applies(status, r, entry.fault_id)]
+        missing = sorted(set(_routes(rule)) - set(applied))
+        evidence = [_route_evidence(status, r) for r in applied]
+        if missing:
+            evidence.append(f"rule not applied yet on {', '.join(missing)}")
+        return not missing, evidence
+
+    async def undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
+        """Withdraw the rule and wait until the proxy stops applying it."""
+        removed = remove_rule(self.env.proxy_control_dir, entry.fault_id)
+        since = time.time()
+
+        def withdrawn() -> bool:
+            status = read_status(self.env.proxy_control_dir)
+            if status is None or time.time() - status.updated_at > STALE_STATUS_S:
+                return True  # no proxy, no rule
+            return status.updated_at > since and entry.fault_id not in status.live_rules
+
+        gone = await poll_until(withdrawn, WITHDRAW_WAIT_S, self.env.beat, "proxy drops rule")
+        verb = "withdrawn" if removed else "already gone"
+        return gone, [
+            f"proxy rule {verb}; "
+            + ("the proxy no longer applies it" if gone else "the proxy still listed it")
+        ]
+
+
+def _routes(rule: Rule) -> list[str]:
+    return [f"{replica}/{peer}" for replica in rule.replicas for peer in rule.peers]
+
+
+def _applies(status: ProxyStatus, route: str, fault_id: str) -> bool:
+    stats = status.routes.get(route)
+    return stats is not None and fault_id in stats.active_rules
+
+
+def _route_evidence(status: ProxyStatus, route: str) -> str:
+    s = status.routes[route]
+    return (
+        f"{route}: applied; {s.connections_open} open connections, {s.bytes_to}B to / "
+        f"{s.bytes_from}B from peer, delayed {s.chunks_delayed}, lost {s.chunks_lost}, "
+        f"held {s.blackholed_s:.1f}s, throttled {s.throttled_s:.1f}s, dns-refused {s.refused_dns}"
+    )

@@ -1,0 +1,54 @@
+"""The run summary shown in the Temporal Web UI (current details) and printed by the CLI."""
+
+from __future__ import annotations
+
+from models.ledger import FaultRecord
+from models.report import ScenarioReport
+
+
+def progress_summary(scenario: str, phase: str, ledger: list[FaultRecord]) -> str:
+    """A Markdown view of a run in progress: its phase and the fault ledger so far."""
+    lines = [
+        f"## {scenario}: {phase}",
+        "",
+        "| fault | status | targets | until |",
+        "|---|---|---|---|",
+    ]
+    for row in ledger:
+        targets = ", ".join(t.name for t in row.targets)
+        until = row.expires_at.strftime("%H:%M:%S") if row.expires_at else ""
+        lines.append(f"| {row.label} | {row.status.value} | {targets} | {until} |")
+    return "\n".join(lines)
+
+
+def run_summary(report: ScenarioReport) -> str:
+    """A Markdown summary: the verdict, each criterion, each fault with its time to recovery."""
+    lines = [
+        f"## {report.scenario}: **{report.verdict.value}**"
+        + (f" ({report.score_pct:.0f}% of checks passed)" if not report.dry_run else ""),
+    ]
+    if report.reason:
+        lines.append(f"Why: {report.reason}")
+    if report.criteria and not report.dry_run:
+        lines.append("")
+        lines.append("| criterion | verdict | summary |")
+        lines.append("|---|---|---|")
+        lines += [
+            f"| {c.criterion.value} | {c.verdict.value} | {c.summary} |" for c in report.criteria
+        ]
+    lines.append("")
+    lines.append("| step | fault | verdict | recovery | targets / reason |")
+    lines.append("|---|---|---|---|---|")
+    for step in report.steps:
+        if not step.faults:
+            lines.append(f"| {step.index} | {step.label} | {step.verdict.value} | | |")
+        for fault in step.faults:
+            ttr = f"{fault.time_to_recovery_s:.1f}s" if fault.time_to_recovery_s is not None else ""
+            if fault.preview is not None:
+                detail = ", ".join(t.name for t in fault.preview.targets) or "no target matched"
+            else:
+                detail = fault.reason
+            lines.append(
+                f"| {step.index} | {fault.label} | {fault.verdict.value} | {ttr} | {detail} |"
+            )
+    return "\n".join(lines)
