@@ -162,6 +162,9 @@ class KafkaOrderReport(Frozen):
     window_end: list[PartitionOffset] = Field(
         default_factory=list, description="End offsets when the check began: the window's end."
     )
+    window_end_at: datetime | None = Field(
+        default=None, description="When those end offsets were read."
+    )
     read_to: list[PartitionOffset] = Field(default_factory=list)
     complete: bool = Field(default=True, description="The whole window was read.")
     attempt: int = Field(default=1, description="The activity attempt that produced the report.")

@@ -170,6 +170,9 @@ class GoalRunsInput(Frozen):
     canary_ids: list[str] = Field(default_factory=list)
     injected_at: datetime
     deadline: datetime
+    recovered_at: datetime | None = Field(
+        default=None, description="The fault's end: goal runs started until then are followed."
+    )
 
 
 class GoalRunLoss(Frozen):
@@ -241,6 +244,9 @@ class ReconcileInput(Frozen):
         default_factory=list, description="Events read, but no GOAL_STARTED before them."
     )
     window_start: datetime = Field(description="The Kafka window's start (the steady state).")
+    window_end_at: datetime | None = Field(
+        default=None, description="When the window's end was read: later closes are not judged."
+    )
 
 
 class ReconcileCheck(Frozen):

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         HoldProbe,
         HoldProbeInput,
         ProbeContext,
+        ReconcileCheck,
+        ReconcileInput,
         RecoveryCheck,
         RecoveryInput,
     )
@@ -40,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
 
 LEDGER_SIGNAL = names.LEDGER_SIGNAL
 T = TypeVar("T")
+#: Verification runs Temporal's check, then Kafka's, then reconciles the two (was: side by side).
+RECONCILE_PATCH = "verify-then-reconcile"
 #: Time the backend grants beyond the hold for our own recovery before it ends the fault.
 EXPIRY_SLACK = timedelta(seconds=15)
 
@@ -159,34 +163,46 @@ class FaultWorkflow:
         await self._set_phase("verify")
         deadline = workflow.now() + ctx.verification.settle
         canaries = [cid for p in self._probes for cid in p.canary_ids] + baseline.canary_ids
-        # Both wait for the system to settle, so they wait side by side.
-        goal_runs_check = self._probe(
-            names.CHECK_GOAL_RUNS,
-            GoalRunsInput(
-                context=ctx,
-                baseline=baseline,
-                canary_ids=canaries,
-                injected_at=injected_at,
-                deadline=deadline,
-            ),
-            GoalRunsCheck,
-            ctx.verification,
+        goal_runs_input = GoalRunsInput(
+            context=ctx,
+            baseline=baseline,
+            canary_ids=canaries,
+            injected_at=injected_at,
+            deadline=deadline,
+            recovered_at=recovered_at,
         )
-        kafka_check = None
+        kafka_input = None
         if ctx.verification.kafka is not None and kafka_start is not None:
-            kafka_check = self._probe(
-                names.CHECK_KAFKA_EVENTS,
-                KafkaCheckInput(
-                    kafka=ctx.verification.kafka,
-                    start=kafka_start,
-                    deadline=deadline,
-                    recovered_at=recovered_at,
-                    lag_samples=self._lag_samples,
-                ),
-                KafkaOrderReport,
-                ctx.verification,
+            kafka_input = KafkaCheckInput(
+                kafka=ctx.verification.kafka,
+                start=kafka_start,
+                deadline=deadline,
+                recovered_at=recovered_at,
+                lag_samples=self._lag_samples,
             )
-        goal_runs, kafka = await asyncio.gather(goal_runs_check, kafka_check or _none())
+        reconcile = None
+        if workflow.patched(RECONCILE_PATCH):
+            # Temporal first: once its runs have ended or gone idle, their events are written,
+            # so Kafka's window is read to its end at once and what is missing is reconciled.
+            goal_runs = await self._probe(
+                names.CHECK_GOAL_RUNS, goal_runs_input, GoalRunsCheck, ctx.verification
+            )
+            kafka = None
+            if kafka_input is not None:
+                kafka = await self._probe(
+                    names.CHECK_KAFKA_EVENTS, kafka_input, KafkaOrderReport, ctx.verification
+                )
+                reconcile = await self._reconcile(ctx, kafka, baseline)
+        else:
+            goal_runs_check = self._probe(
+                names.CHECK_GOAL_RUNS, goal_runs_input, GoalRunsCheck, ctx.verification
+            )
+            kafka_check = None
+            if kafka_input is not None:
+                kafka_check = self._probe(
+                    names.CHECK_KAFKA_EVENTS, kafka_input, KafkaOrderReport, ctx.verification
+                )
+            goal_runs, kafka = await asyncio.gather(goal_runs_check, kafka_check or _none())
         await self._set_phase("done")
         return judge_fault(
             FaultObservations(
@@ -197,10 +213,31 @@ class FaultWorkflow:
                 recovery=recovery,
                 goal_runs=goal_runs,
                 kafka=kafka,
+                reconcile=reconcile,
                 exactly_once=bool(ctx.verification.kafka and ctx.verification.kafka.exactly_once),
+                limits=ctx.verification.degradation,
                 aborted=self._abort_reason,
                 **obs,
             )
+        )
+
+    async def _reconcile(
+        self, ctx: ProbeContext, kafka: KafkaOrderReport, baseline: Baseline
+    ) -> ReconcileCheck | None:
+        """Look up in Temporal the goal runs whose events Kafka lacks; None if none lack any."""
+        if not kafka.no_terminal and not kafka.no_start:
+            return None
+        return await self._probe(
+            names.RECONCILE_EVENTS,
+            ReconcileInput(
+                context=ctx,
+                no_terminal=kafka.no_terminal,
+                no_start=kafka.no_start,
+                window_start=baseline.taken_at,
+                window_end_at=kafka.window_end_at,
+            ),
+            ReconcileCheck,
+            ctx.verification,
         )
 
     async def _inject_and_hold(self, run: FaultRunInput, baseline: Baseline) -> bool:

@@ -20,6 +20,7 @@ CHECK_STEADY_STATE = "check_steady_state"
 PROBE_HOLD = "probe_hold"
 AWAIT_RECOVERY = "await_recovery"
 CHECK_GOAL_RUNS = "check_goal_runs"
+RECONCILE_EVENTS = "reconcile_events"
 
 # Kafka checks.
 READ_KAFKA_POSITIONS = "read_kafka_positions"

@@ -312,6 +312,7 @@ class _CheckRun:
             update={
                 "lag": lag,
                 "window_end": to_rows(self.window),
+                "window_end_at": self.started_at,
                 "read_to": to_rows(self.pos),
                 "complete": window_read,
                 "attempt": self.attempt,

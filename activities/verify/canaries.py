@@ -25,15 +25,27 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.verify.census import FIRST_TASK_EVENTS, STATUS_WORDS, failure_text
+from activities.verify.results import result_failure
+from models.contract import GoalRunContract
 from models.scenario import CanarySpec, TemporalTarget
 
 #: How long the frontend has to accept a canary start before it counts as failed.
 START_RPC_TIMEOUT = timedelta(seconds=5)
 
 
+def canary_prefix(spec: CanarySpec, fault_id: str) -> str:
+    """What every canary id of one fault starts with (a visibility STARTS_WITH finds them)."""
+    return f"{spec.id_prefix}-{fault_id}-"
+
+
+def canary_id(spec: CanarySpec, fault_id: str, suffix: str) -> str:
+    """A canary's workflow id: derived, so a retried activity finds its own canary."""
+    return canary_prefix(spec, fault_id) + suffix
+
+
 def canary_input(spec: CanarySpec, canary_id: str) -> dict[str, Any]:
-    """The canary's input: the scenario's canary input with its goal_run_id filled in."""
-    return {**spec.input, "goal_run_id": canary_id}
+    """The canary's input: the scenario's whole input with its id field set to the canary's."""
+    return {**spec.input, spec.id_field: canary_id}
 
 
 def matches(expected: Any, actual: Any) -> bool:
@@ -108,8 +120,11 @@ class CanaryOutcome:
         return self.status == "running"
 
 
-async def canary_outcome(client: Client, canary_id: str, expected: dict[str, Any]) -> CanaryOutcome:
-    """Read a canary's state and, once closed, check its result against `expected`."""
+async def canary_outcome(
+    client: Client, canary_id: str, spec: CanarySpec, contract: GoalRunContract
+) -> CanaryOutcome:
+    """Read a canary's state and, once closed, check its result against the expected one."""
+    expected = spec.expected_result
     handle = client.get_workflow_handle(canary_id)
     try:
         desc = await handle.describe()
@@ -127,6 +142,9 @@ async def canary_outcome(client: Client, canary_id: str, expected: dict[str, Any
             reason = failure_text(err.cause)
         return CanaryOutcome(canary_id, word, False, reason, desc.close_time)
     result = await handle.result(follow_runs=False)
+    failed = result_failure(contract, result)
+    if failed is not None and not matches(expected, result):
+        return CanaryOutcome(canary_id, "result-failed", False, failed, desc.close_time)
     if matches(expected, result):
         return CanaryOutcome(canary_id, "completed", True, "", desc.close_time)
     return CanaryOutcome(

@@ -11,14 +11,17 @@ decides a verdict.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution as WorkflowExecutionRef
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -27,8 +30,10 @@ from temporalio.client import (
     WorkflowFailureError,
 )
 from temporalio.exceptions import FailureError
+from temporalio.service import RPCError
 
 from models.observations import GoalRunMark
+from models.scenario import TemporalTarget, Verification
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -36,6 +41,8 @@ X = TypeVar("X")
 ID_CHUNK = 100
 #: A run whose history is this short has not had its first workflow task picked up yet.
 FIRST_TASK_EVENTS = 2
+#: An activity past this many attempts, still failing, is retrying rather than progressing.
+RETRYING_ATTEMPTS = 4
 #: Events read at most from one history for the activity counts.
 MAX_EVENTS = 5000
 STATUS_WORDS = {
@@ -127,17 +134,98 @@ async def census(
     return marks, truncated
 
 
-async def statuses(
-    client: Client, ids: list[str]
-) -> dict[tuple[str, str], WorkflowExecutionStatus]:
-    """The status of every run of these workflow ids, keyed by (workflow id, run id)."""
-    found: dict[tuple[str, str], WorkflowExecutionStatus] = {}
+async def executions(client: Client, ids: list[str]) -> dict[tuple[str, str], WorkflowExecution]:
+    """Every run of these workflow ids as visibility lists it, keyed by (workflow id, run id)."""
+    found: dict[tuple[str, str], WorkflowExecution] = {}
     for start in range(0, len(ids), ID_CHUNK):
         query = f"WorkflowId IN ({quoted(ids[start : start + ID_CHUNK])})"
         async for e in client.list_workflows(query, page_size=1000):
             if e.status is not None:
-                found[(e.id, e.run_id)] = e.status
+                found[(e.id, e.run_id)] = e
     return found
+
+
+def attribute(execution: WorkflowExecution | WorkflowExecutionDescription, name: str | None) -> Any:
+    """A search attribute's value by name (None when unset or unnamed)."""
+    if name is None:
+        return None
+    for pair in execution.typed_search_attributes:
+        if pair.key.name == name:
+            return pair.value
+    return None
+
+
+async def closed_between(
+    client: Client,
+    workflow_type: str,
+    task_queue: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+) -> list[WorkflowExecution]:
+    """Goal runs that completed between two moments (at most `limit`), for latency."""
+    query = (
+        goal_runs_query(workflow_type, task_queue, "='Completed'")
+        + f" AND CloseTime >= {literal(since.astimezone(UTC).isoformat())}"
+        + f" AND CloseTime <= {literal(until.astimezone(UTC).isoformat())}"
+    )
+    return [e async for e in client.list_workflows(query, limit=limit, page_size=1000)]
+
+
+async def started_between(
+    client: Client,
+    workflow_type: str,
+    task_queue: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+) -> list[WorkflowExecution]:
+    """Goal runs started between two moments, whatever their status (at most `limit`)."""
+    query = (
+        f"WorkflowType={literal(workflow_type)} AND TaskQueue={literal(task_queue)}"
+        + f" AND StartTime >= {literal(since.astimezone(UTC).isoformat())}"
+        + f" AND StartTime <= {literal(until.astimezone(UTC).isoformat())}"
+    )
+    return [e async for e in client.list_workflows(query, limit=limit, page_size=1000)]
+
+
+#: Failed-run states, as visibility spells them.
+FAILED_STATES = "('Failed','TimedOut','Terminated')"
+
+
+async def failed_since(
+    client: Client, target: TemporalTarget, since: datetime, verification: Verification
+) -> list[tuple[str, str]]:
+    """Goal runs that ended badly since `since`: failed executions, and completed executions
+    whose phase says FAILED (ByteBot completes a failed goal run), with a word for each."""
+    after = f" AND CloseTime >= {literal(since.astimezone(UTC).isoformat())}"
+    limit = verification.max_goal_runs
+    query = goal_runs_query(target.workflow_type, target.task_queue, f" IN {FAILED_STATES}")
+    found = [
+        (e.id, STATUS_WORDS.get(e.status, "?") if e.status else "?")
+        async for e in client.list_workflows(query + after, limit=limit)
+    ]
+    phase = target.contract.phase_attribute
+    if phase:
+        query = goal_runs_query(target.workflow_type, target.task_queue, "='Completed'")
+        query += f" AND {phase}='FAILED'" + after
+        prefix = verification.canary.id_prefix
+        # A namespace that does not know the attribute refuses the query: the result check
+        # after the fault still judges every result.
+        with contextlib.suppress(RPCError):
+            found += [
+                (e.id, f"completed with {phase}=FAILED")
+                async for e in client.list_workflows(query, limit=limit)
+                if not e.id.startswith(prefix)
+            ]
+    return found
+
+
+def run_seconds(execution: WorkflowExecution) -> float | None:
+    """How long a closed run took from start to close."""
+    if execution.close_time is None:
+        return None
+    return max(0.0, (execution.close_time - execution.start_time).total_seconds())
 
 
 async def close_reason(client: Client, workflow_id: str, run_id: str | None) -> str:
@@ -158,21 +246,54 @@ class Progress:
     progressing: bool
     history_length: int
     detail: str
+    idle: bool = False
+
+
+async def timer_until(client: Client, workflow_id: str, run_id: str | None) -> datetime | None:
+    """When the run's pending timer fires, if the last event of its history started one."""
+    response = await client.workflow_service.get_workflow_execution_history_reverse(
+        GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecutionRef(workflow_id=workflow_id, run_id=run_id or ""),
+            maximum_page_size=1,
+        ),
+        retry=True,
+    )
+    for event in response.history.events[:1]:
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            return event.event_time.ToDatetime(UTC) + timeout
+    return None
 
 
 async def progress(client: Client, mark: GoalRunMark, since: datetime) -> Progress:
     """An open run progresses if its history grew past `mark`, or an activity of it ran,
-    since `since` (when the mark was taken)."""
+    since `since` (when the mark was taken). An activity failing attempt after attempt is
+    no progress, however often it starts again."""
     desc = await client.get_workflow_handle(mark.workflow_id, run_id=mark.run_id).describe()
     grew = desc.history_length - mark.history_length
     if grew > 0:
         return Progress(True, desc.history_length, f"history grew by {grew} events")
+    retrying = None
     for pending in desc.raw_description.pending_activities:
+        failing = pending.attempt >= RETRYING_ATTEMPTS and pending.HasField("last_failure")
+        if failing:
+            retrying = (
+                f"activity {pending.activity_type.name} retrying (attempt {pending.attempt}):"
+                f" {pending.last_failure.message[:120]}"
+            )
+            continue
         for stamp in (pending.last_heartbeat_time, pending.last_started_time):
             if stamp.seconds and stamp.ToDatetime(UTC) > since:
                 return Progress(True, desc.history_length, "an activity is running")
     quiet = (datetime.now(UTC) - since).total_seconds()
-    if desc.history_length <= FIRST_TASK_EVENTS:
+    fires = None if retrying else await timer_until(client, mark.workflow_id, desc.run_id)
+    if fires is not None and fires > datetime.now(UTC):
+        # A run waiting out its own timer (a step retry's backoff, a long sleep) is idle.
+        return Progress(False, desc.history_length, f"waiting on a timer until {fires}", True)
+    if retrying:
+        detail = f"{retrying}; no new event for {quiet:.0f}s"
+    elif desc.history_length <= FIRST_TASK_EVENTS:
         detail = f"no worker picked up its first workflow task in {quiet:.0f}s"
     else:
         detail = f"no new event for {quiet:.0f}s (history length {desc.history_length})"

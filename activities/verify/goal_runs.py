@@ -11,9 +11,10 @@ against the baseline. It never decides a verdict and never acts on a goal run.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from activities.faults.backend import FaultBackend
 from activities.verify.canaries import CanaryOutcome, canary_outcome
@@ -21,20 +22,48 @@ from activities.verify.census import (
     STATUS_WORDS,
     ActivityCounts,
     Progress,
+    attribute,
     beat,
     bounded,
     close_reason,
     count_activities,
+    executions,
     progress,
-    statuses,
+    run_seconds,
+    started_between,
 )
 from activities.verify.recovery import all_replicas
+from activities.verify.results import result_failure, wrong_result
+from models.contract import GoalRunContract
 from models.ledger import ReplicaSet
-from models.observations import GoalRunLoss, GoalRunMark, GoalRunsCheck, GoalRunsInput
+from models.observations import (
+    GoalRunLoss,
+    GoalRunMark,
+    GoalRunsCheck,
+    GoalRunsInput,
+    LatencyStats,
+)
 
 DONE = frozenset({WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CONTINUED_AS_NEW})
-#: A run not (yet) seen by visibility counts as open.
-_OPEN = (WorkflowExecutionStatus.RUNNING, None)
+
+
+#: Losses kept as examples; `losses_total` counts them all.
+MAX_LOSSES = 50
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A run that ended well, and how long it took."""
+
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class _Followed:
+    """The runs a check follows: in flight at injection, started while the fault held."""
+
+    marks: list[GoalRunMark]
+    started_during: int
 
 
 class GoalRunCheck:
@@ -56,29 +85,31 @@ class GoalRunCheck:
         self.tick = tick
 
     async def run(self, client: Client, inp: GoalRunsInput) -> GoalRunsCheck:
-        """Wait for the runs to close (or the deadline), then classify every one of them."""
-        marks = inp.baseline.goal_runs[: inp.context.verification.max_goal_runs]
+        """Wait for the runs to close or idle (or the deadline), then judge every one of them."""
+        contract = inp.context.verification.temporal.contract
+        followed = await self._followed(client, inp)
+        marks = followed.marks
         canaries = list(dict.fromkeys(inp.canary_ids))
         ids = [m.workflow_id for m in marks] + canaries
         began = datetime.now(UTC)
-        seen = await statuses(client, ids)
+        seen = await executions(client, ids)
         # "Still running and progressing" is judged over this check's own window, after the
         # fault: a run that moved before its workers died must not pass for a live one.
         snapshot = await self._snapshot(client, marks, canaries, seen)
         while True:
-            open_runs = [m for m in marks if seen.get((m.workflow_id, m.run_id)) in _OPEN]
+            waiting = [m for m in marks if _open(seen, m) and not _idle(seen, m, contract)]
             open_canaries = [c for c in canaries if _latest_open(seen, c)]
             now = datetime.now(UTC)
-            if (not open_runs and not open_canaries) or now >= inp.deadline:
+            if (not waiting and not open_canaries) or now >= inp.deadline:
                 break
-            beat({"open_goal_runs": len(open_runs), "open_canaries": len(open_canaries)})
+            beat({"open_goal_runs": len(waiting), "open_canaries": len(open_canaries)})
             left = (inp.deadline - now).total_seconds()
             await asyncio.sleep(max(0.0, min(self.tick.total_seconds(), left)))
-            seen = await statuses(client, ids)
+            seen = await executions(client, ids)
         waited = (datetime.now(UTC) - began).total_seconds()
 
-        async def fate(mark: GoalRunMark) -> GoalRunLoss | Progress | None:
-            return await _fate(client, snapshot.get(mark.workflow_id, mark), seen, began)
+        async def fate(mark: GoalRunMark) -> GoalRunLoss | Progress | _Done:
+            return await _fate(client, snapshot.get(mark.workflow_id, mark), seen, began, contract)
 
         async def canary_fate(cid: str) -> CanaryOutcome | GoalRunLoss | Progress:
             return await _canary_fate(client, cid, snapshot.get(cid), began, inp)
@@ -99,6 +130,7 @@ class GoalRunCheck:
             evidence.append(f"only the first {len(marks)} goal runs in flight were followed")
         return check.model_copy(
             update=dict(
+                started_during=followed.started_during,
                 activity_failures=counts.failures,
                 activity_timeouts=counts.timeouts,
                 activity_retries=counts.retries,
@@ -111,16 +143,38 @@ class GoalRunCheck:
             )
         )
 
+    async def _followed(self, client: Client, inp: GoalRunsInput) -> _Followed:
+        """The baseline's runs, and the system's runs started while the fault held."""
+        verification = inp.context.verification
+        target, limit = verification.temporal, verification.max_goal_runs
+        marks = inp.baseline.goal_runs[:limit]
+        known = {m.workflow_id for m in marks}
+        started = await started_between(
+            client,
+            target.workflow_type,
+            target.task_queue,
+            inp.injected_at,
+            inp.recovered_at or datetime.now(UTC),
+            limit,
+        )
+        new = [
+            GoalRunMark(workflow_id=e.id, run_id=e.run_id, history_length=0)
+            for e in started
+            # The tool's own canaries are judged as canaries, not as the system's work.
+            if e.id not in known and not e.id.startswith(verification.canary.id_prefix)
+        ]
+        return _Followed(marks + new[: max(0, limit - len(marks))], len(new))
+
     async def _snapshot(
         self,
         client: Client,
         marks: list[GoalRunMark],
         canaries: list[str],
-        seen: dict[tuple[str, str], WorkflowExecutionStatus],
+        seen: dict[tuple[str, str], WorkflowExecution],
     ) -> dict[str, GoalRunMark]:
         """History lengths, now, of the runs and canaries still open."""
         wanted: list[tuple[str, str | None]] = [
-            (m.workflow_id, m.run_id) for m in marks if seen.get((m.workflow_id, m.run_id)) in _OPEN
+            (m.workflow_id, m.run_id) for m in marks if _open(seen, m)
         ]
         wanted += [(c, None) for c in canaries if _latest_open(seen, c)]
 
@@ -163,28 +217,53 @@ class GoalRunCheck:
         return total, read
 
 
-def _latest_open(seen: dict[tuple[str, str], WorkflowExecutionStatus], workflow_id: str) -> bool:
+def _open(seen: dict[tuple[str, str], WorkflowExecution], mark: GoalRunMark) -> bool:
+    e = seen.get((mark.workflow_id, mark.run_id))
+    return e is None or e.status is WorkflowExecutionStatus.RUNNING
+
+
+def _idle(
+    seen: dict[tuple[str, str], WorkflowExecution], mark: GoalRunMark, contract: GoalRunContract
+) -> bool:
+    """Open, but waiting by design (for a person, an approval, a resume): no need to wait."""
+    e = seen.get((mark.workflow_id, mark.run_id))
+    return e is not None and attribute(e, contract.phase_attribute) in contract.idle_phases
+
+
+def _latest_open(seen: dict[tuple[str, str], WorkflowExecution], workflow_id: str) -> bool:
     """A canary is open while any run of its id is (a canary is never started twice)."""
-    runs = [s for (wid, _), s in seen.items() if wid == workflow_id]
+    runs = [e.status for (wid, _), e in seen.items() if wid == workflow_id]
     return not runs or any(s is WorkflowExecutionStatus.RUNNING for s in runs)
 
 
 async def _fate(
     client: Client,
     mark: GoalRunMark,
-    seen: dict[tuple[str, str], WorkflowExecutionStatus],
+    seen: dict[tuple[str, str], WorkflowExecution],
     since: datetime,
-) -> GoalRunLoss | Progress | None:
-    """None when the run completed; its progress when open; a loss otherwise."""
-    status = seen.get((mark.workflow_id, mark.run_id))
-    if status is None:
-        desc = await client.get_workflow_handle(mark.workflow_id, run_id=mark.run_id).describe()
-        status = desc.status
+    contract: GoalRunContract,
+) -> GoalRunLoss | Progress | _Done:
+    """How the run ended (judged by its result), or how it is doing if still open."""
+    execution = seen.get((mark.workflow_id, mark.run_id))
+    handle = client.get_workflow_handle(mark.workflow_id, run_id=mark.run_id)
+    status = execution.status if execution else (await handle.describe()).status
     if status in DONE:
-        return None
+        result = await handle.result(follow_runs=False)
+        failed = result_failure(contract, result)
+        if failed is not None:
+            return GoalRunLoss(workflow_id=mark.workflow_id, status="result-failed", reason=failed)
+        wrong = wrong_result(contract, result, execution)
+        if wrong is not None:
+            return GoalRunLoss(workflow_id=mark.workflow_id, status="wrong-result", reason=wrong)
+        return _Done(run_seconds(execution) if execution else None)
     if status is WorkflowExecutionStatus.RUNNING:
+        if execution is not None and attribute(execution, contract.phase_attribute) in (
+            contract.idle_phases
+        ):
+            phase = attribute(execution, contract.phase_attribute)
+            return Progress(False, mark.history_length, f"idle by design: {phase}", True)
         moved = await progress(client, mark, since)
-        if moved.progressing:
+        if moved.progressing or moved.idle:
             return moved
         return GoalRunLoss(workflow_id=mark.workflow_id, status="stalled", reason=moved.detail)
     word = STATUS_WORDS.get(status, str(status)) if status else "missing"
@@ -195,8 +274,10 @@ async def _fate(
 async def _canary_fate(
     client: Client, canary_id: str, mark: GoalRunMark | None, began: datetime, inp: GoalRunsInput
 ) -> CanaryOutcome | GoalRunLoss | Progress:
-    expected = inp.context.verification.canary.expected_result
-    outcome = await canary_outcome(client, canary_id, expected)
+    verification = inp.context.verification
+    outcome = await canary_outcome(
+        client, canary_id, verification.canary, verification.temporal.contract
+    )
     if not outcome.running:
         if outcome.ok:
             return outcome
@@ -218,11 +299,12 @@ async def _canary_fate(
 def _tally(
     marks: list[GoalRunMark],
     canaries: list[str],
-    results: list[GoalRunLoss | Progress | None | BaseException],
+    results: list[GoalRunLoss | Progress | _Done | BaseException],
     outcomes: list[CanaryOutcome | GoalRunLoss | Progress | BaseException],
 ) -> GoalRunsCheck:
     losses: list[GoalRunLoss] = []
-    completed = progressing = canaries_ok = canaries_progressing = 0
+    completed = progressing = idle = canaries_ok = canaries_progressing = 0
+    seconds: list[float] = []
     for mark, result in zip(marks, results, strict=True):
         if isinstance(result, BaseException):
             losses.append(
@@ -231,9 +313,12 @@ def _tally(
         elif isinstance(result, GoalRunLoss):
             losses.append(result)
         elif isinstance(result, Progress):
-            progressing += 1
+            idle += result.idle
+            progressing += not result.idle
         else:
             completed += 1
+            if result.seconds is not None:
+                seconds.append(result.seconds)
     for cid, outcome in zip(canaries, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             losses.append(
@@ -249,10 +334,14 @@ def _tally(
         checked=len(marks),
         completed=completed,
         progressing=progressing,
-        losses=losses,
+        idle=idle,
+        losses=losses[:MAX_LOSSES],
+        losses_total=len(losses),
+        results_checked=completed + sum(1 for x in losses if x.status.endswith("result")),
         canaries_ok=canaries_ok,
         canaries_started=len(canaries),
         canaries_progressing=canaries_progressing,
+        latency=LatencyStats.of(seconds) if seconds else None,
     )
 
 

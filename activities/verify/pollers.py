@@ -7,6 +7,7 @@ Reads only: it never starts or stops a worker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -15,7 +16,50 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from activities.verify.canaries import oldest_unpolled_task
+from models.ledger import ReplicaSet, TargetRef
 from models.scenario import TemporalTarget
+
+_QUEUE_TYPES = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+
+
+@dataclass(frozen=True)
+class PollerView:
+    """The task queue's live pollers by identity, with when each last polled."""
+
+    live: dict[str, datetime] = field(default_factory=dict)
+    since: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many live pollers (worker identities) there are."""
+        return len(self.live)
+
+    def polled_after(self, replica: TargetRef, moment: datetime) -> bool:
+        """Whether a poller of this replica polled after `moment`."""
+        return any(at > moment for who, at in self.live.items() if owns(replica, who))
+
+
+def owns(replica: TargetRef, identity: str) -> bool:
+    """Whether a worker identity is this replica's.
+
+    The SDKs' default identity is `<pid>@<hostname>`: in a cluster the hostname is the pod's
+    name, locally the pid is the replica's (its uid here).
+    """
+    pid, _, host = identity.partition("@")
+    return bool(host and host == replica.name) or bool(replica.uid and pid == replica.uid)
+
+
+def not_polling(replicas: ReplicaSet, view: PollerView, since: datetime | None) -> list[str]:
+    """Ready replicas with no live poller of their own (since `since`, when given)."""
+    quiet = []
+    for replica in replicas.replicas:
+        if not replica.ready:
+            continue
+        mine = [at for who, at in view.live.items() if owns(replica, who)]
+        if not mine or (since is not None and max(mine) <= since):
+            quiet.append(replica.name)
+    return quiet
 
 
 class Pollers:
@@ -32,19 +76,23 @@ class Pollers:
 
     async def live(
         self, client: Client, target: TemporalTarget, canary_ids: list[str]
-    ) -> tuple[int, datetime | None, list[str]]:
-        """Live pollers of the goal runs' task queue, since when none polled, and notes."""
+    ) -> PollerView:
+        """Live pollers of the goal runs' task queue (workflow and activity), and notes."""
         now = datetime.now(UTC)
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=client.namespace,
-                task_queue=TaskQueue(name=target.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            ),
-            retry=True,
-            timeout=timedelta(seconds=10),
-        )
-        polled = {p.identity: p.last_access_time.ToDatetime(UTC) for p in described.pollers}
+        polled: dict[str, datetime] = {}
+        for queue_type in _QUEUE_TYPES:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=target.task_queue),
+                    task_queue_type=queue_type,
+                ),
+                retry=True,
+                timeout=timedelta(seconds=10),
+            )
+            for p in described.pollers:
+                at = p.last_access_time.ToDatetime(UTC)
+                polled[p.identity] = max(at, polled.get(p.identity, at))
         live = {who: at for who, at in polled.items() if now - at < self.refresh}
         notes = []
         waiting = await oldest_unpolled_task(client, canary_ids, self.grace, now)
@@ -56,4 +104,4 @@ class Pollers:
             notes.append(f"canary {canary_id}'s first workflow task waited {waited:.1f}s")
             since = None if live else scheduled
         notes.append(f"{len(polled)} poller(s) listed, {len(live)} live: {sorted(live)}")
-        return len(live), since, notes
+        return PollerView(live=live, since=since, notes=notes)

@@ -25,11 +25,19 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.faults.backend import FaultBackend
-from activities.verify.canaries import start_canary
-from activities.verify.census import STATUS_WORDS, beat, census, goal_runs_query, literal
+from activities.verify.canaries import canary_id, canary_prefix, start_canary
+from activities.verify.census import (
+    beat,
+    census,
+    closed_between,
+    failed_since,
+    literal,
+    run_seconds,
+)
 from activities.verify.clients import TemporalClients
 from activities.verify.goal_runs import GoalRunCheck
-from activities.verify.pollers import Pollers
+from activities.verify.pollers import Pollers, PollerView, not_polling
+from activities.verify.reconcile import Reconciler
 from activities.verify.recovery import RecoveryWatch, all_replicas, replica_problems
 from models.durations import format_duration
 from models.observations import (
@@ -38,7 +46,10 @@ from models.observations import (
     GoalRunsInput,
     HoldProbe,
     HoldProbeInput,
+    LatencyStats,
     ProbeContext,
+    ReconcileCheck,
+    ReconcileInput,
     RecoveryCheck,
     RecoveryInput,
 )
@@ -46,8 +57,8 @@ from models.scenario import TemporalTarget
 from workflows import names
 
 log = structlog.get_logger(__name__)
-#: Failed-run states the hold probe looks for, as visibility spells them.
-FAILED_STATES = "('Failed','TimedOut','Terminated')"
+#: Closed goal runs read at most for the steady state's latency.
+LATENCY_SAMPLES = 500
 #: Running canaries of the fault examined for a waiting first workflow task.
 CANARIES_EXAMINED = 20
 
@@ -100,11 +111,12 @@ class TemporalProbeActivities:
             backend, concurrency=concurrency, max_histories=max_histories, tick=tick
         )
         self.recovery = RecoveryWatch(backend, self.pollers, tick=tick)
+        self.reconciler = Reconciler(concurrency=concurrency)
 
     async def live_pollers(
         self, client: Client, target: TemporalTarget, canary_ids: list[str]
-    ) -> tuple[int, datetime | None, list[str]]:
-        """Live pollers of the goal runs' task queue, since when none polled, and notes."""
+    ) -> PollerView:
+        """Live pollers of the goal runs' task queue by identity, and notes."""
         return await self.pollers.live(client, target, canary_ids)
 
     @activity.defn(name=names.CHECK_STEADY_STATE)
@@ -121,25 +133,31 @@ class TemporalProbeActivities:
             self.concurrency,
         )
         beat("census", len(marks))
-        pollers, _, _ = await self.live_pollers(client, target, [])
+        view = await self.live_pollers(client, target, [])
         replicas = await self.backend.read_replicas(all_replicas(ctx.target))
         starts = await asyncio.gather(
             *(
-                start_canary(client, target, spec, f"{ctx.fault_id}-canary-{i}")
+                start_canary(client, target, spec, canary_id(spec, ctx.fault_id, f"steady-{i}"))
                 for i in range(spec.count)
             )
         )
         problems = [
             f"canary {s.canary_id} could not be started: {s.error}" for s in starts if not s.ok
         ]
-        if pollers == 0:
+        if view.count == 0:
             problems.append(f"no live poller on task queue '{target.task_queue}'")
+        else:
+            problems += [
+                f"{name} is ready but has no live poller on task queue '{target.task_queue}'"
+                for name in not_polling(replicas, view, None)
+            ]
         problems += replica_problems(replicas, ctx.target)
+        latency = await self._recent_latency(client, ctx, taken_at)
         _logger(ctx).info(
             "steady_state_checked",
             goal_runs=len(marks),
             truncated=truncated,
-            pollers=pollers,
+            pollers=view.count,
             replicas_ready=replicas.ready,
             problems=problems,
         )
@@ -147,11 +165,33 @@ class TemporalProbeActivities:
             taken_at=taken_at,
             goal_runs=marks,
             truncated=truncated,
-            pollers=pollers,
+            pollers=view.count,
             replicas=replicas,
             canary_ids=[s.canary_id for s in starts if s.ok],
             problems=problems,
+            latency=latency,
+            start_latency=LatencyStats.of([s.latency_s for s in starts if s.ok]),
+            starts_ok=sum(s.ok for s in starts),
+            starts_failed=sum(not s.ok for s in starts),
         )
+
+    async def _recent_latency(
+        self, client: Client, ctx: ProbeContext, now: datetime
+    ) -> LatencyStats:
+        """End-to-end latency of the system's goal runs that completed shortly before now."""
+        verification = ctx.verification
+        target = verification.temporal
+        closed = await closed_between(
+            client,
+            target.workflow_type,
+            target.task_queue,
+            now - verification.latency_lookback,
+            now,
+            LATENCY_SAMPLES,
+        )
+        prefix = verification.canary.id_prefix
+        seconds = [run_seconds(e) for e in closed if not e.id.startswith(prefix)]
+        return LatencyStats.of([x for x in seconds if x is not None])
 
     @activity.defn(name=names.PROBE_HOLD)
     async def probe_hold(self, probe: HoldProbeInput) -> HoldProbe:
@@ -159,29 +199,21 @@ class TemporalProbeActivities:
         ctx = probe.context
         target, abort = ctx.verification.temporal, ctx.abort
         client = await self.clients.get(target)
+        spec = ctx.verification.canary
         suffix = activity.info().activity_id if activity.in_activity() else "direct"
-        attempt = await start_canary(
-            client, target, ctx.verification.canary, f"{ctx.fault_id}-hold-{suffix}"
-        )
+        attempt = await start_canary(client, target, spec, canary_id(spec, ctx.fault_id, suffix))
         beat("canary", attempt.ok)
         running = [
             e.id
             async for e in client.list_workflows(
-                f"WorkflowId STARTS_WITH {literal(ctx.fault_id + '-')} "
+                f"WorkflowId STARTS_WITH {literal(canary_prefix(spec, ctx.fault_id))} "
                 "AND ExecutionStatus='Running'",
                 limit=CANARIES_EXAMINED,
             )
         ]
-        pollers, since, notes = await self.live_pollers(client, target, running)
-        since_injection = literal(probe.injected_at.astimezone(UTC).isoformat())
-        failed = [
-            (e.id, STATUS_WORDS.get(e.status, "?") if e.status else "?")
-            async for e in client.list_workflows(
-                goal_runs_query(target.workflow_type, target.task_queue, f" IN {FAILED_STATES}")
-                + f" AND CloseTime >= {since_injection}",
-                limit=ctx.verification.max_goal_runs,
-            )
-        ]
+        view = await self.live_pollers(client, target, running)
+        pollers, since, notes = view.count, view.since, list(view.notes)
+        failed = await failed_since(client, target, probe.injected_at, ctx.verification)
         now = datetime.now(UTC)
         if pollers == 0:
             since = min(x for x in (probe.no_pollers_since, since, now) if x is not None)
@@ -251,6 +283,19 @@ class TemporalProbeActivities:
         )
         return check
 
+    @activity.defn(name=names.RECONCILE_EVENTS)
+    async def reconcile_events(self, inp: ReconcileInput) -> ReconcileCheck:
+        """Look up Kafka's incomplete goal runs in Temporal: which lost an event, and why."""
+        client = await self.clients.get(inp.context.verification.temporal)
+        check = await self.reconciler.run(client, inp)
+        _logger(inp.context).info(
+            "events_reconciled",
+            checked=check.checked,
+            lost=check.lost_total,
+            still_open=check.still_open,
+        )
+        return check
+
     def all(self) -> list[object]:
         """Every activity of this adapter, for the worker."""
         return [
@@ -258,4 +303,5 @@ class TemporalProbeActivities:
             self.probe_hold,
             self.await_recovery,
             self.check_goal_runs,
+            self.reconcile_events,
         ]

@@ -9,15 +9,16 @@ these held. It never acts on the system: no restart, no retry of anything but it
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.faults.backend import FaultBackend
-from activities.verify.canaries import CanaryOutcome, canary_outcome, start_canary
+from activities.verify.canaries import CanaryOutcome, canary_id, canary_outcome, start_canary
 from activities.verify.census import beat
-from activities.verify.pollers import Pollers
+from activities.verify.pollers import Pollers, PollerView, not_polling
 from models.durations import format_duration
 from models.faults import PodTarget, SelectMode
 from models.ledger import ReplicaQuery, ReplicaSet
@@ -87,52 +88,79 @@ class RecoveryWatch:
         if limit is not None:
             # Past the abort limit, waiting longer only delays the abort.
             give_up = min(give_up, inp.recovered_at + limit)
-        canary_id = f"{ctx.fault_id}-recovery" if spec.count else None
+        recovery_canary = canary_id(spec, ctx.fault_id, "recovery") if spec.count else None
         started = False
         first = _resumed()
         outcome: CanaryOutcome | None = None
-        pollers, replicas = 0, ReplicaSet()
-        notes: list[str] = []
+        view, replicas = PollerView(), ReplicaSet()
         want_ready = inp.baseline.replicas.ready
+        contract = target.contract
         while True:
             now = datetime.now(UTC)
-            if canary_id and not started:
-                started = (await start_canary(client, target, spec, canary_id)).ok
-            pollers, _, notes = await self.pollers.live(
-                client, target, [canary_id] if canary_id and started else []
+            if recovery_canary and not started:
+                started = (await start_canary(client, target, spec, recovery_canary)).ok
+            view = await self.pollers.live(
+                client, target, [recovery_canary] if recovery_canary and started else []
             )
             replicas = await self.backend.read_replicas(all_replicas(ctx.target))
+            # Every ready replica must have polled since the fault ended: a worker that stays
+            # up and ready but stopped polling takes no work, whatever its readiness says.
+            quiet = not_polling(replicas, view, inp.recovered_at)
             # A condition counts from the start of its latest streak: a gone poller may still
             # look live until a canary's task has waited long enough to prove otherwise.
-            _streak(first, POLLERS, pollers > 0, now)
+            _streak(first, POLLERS, view.count > 0 and not quiet, now)
             _streak(
                 first,
                 REPLICAS,
                 replicas.ready >= want_ready and not replica_problems(replicas, ctx.target),
                 now,
             )
-            if canary_id and started:
-                outcome = await canary_outcome(client, canary_id, spec.expected_result)
+            if recovery_canary and started:
+                outcome = await canary_outcome(client, recovery_canary, spec, contract)
                 if outcome.ok:
                     first.setdefault(CANARY, outcome.closed_at or now)
-            needed = {POLLERS, REPLICAS} | ({CANARY} if canary_id else set())
+            needed = {POLLERS, REPLICAS} | ({CANARY} if recovery_canary else set())
             canary_final = outcome is not None and not outcome.running and not outcome.ok
             if needed <= first.keys() or canary_final or now >= give_up:
                 break
             beat({k: v.isoformat() for k, v in first.items()})
             await asyncio.sleep(self.tick.total_seconds())
-        return _report(inp, first, needed, pollers, replicas, outcome, canary_id, notes, limit)
+        waited = datetime.now(UTC) - inp.recovered_at
+        seen = _Seen(view, replicas, outcome, recovery_canary, waited)
+        return _report(inp, first, needed, seen, limit)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What the last turn of the recovery loop saw."""
+
+    view: PollerView
+    replicas: ReplicaSet
+    outcome: CanaryOutcome | None
+    canary_id: str | None
+    waited: timedelta
+
+
+def _never_back(inp: RecoveryInput, replicas: ReplicaSet) -> list[tuple[str, str]]:
+    """Baseline replicas not running and ready at the end, with what they look like now."""
+    now = {r.name: r for r in replicas.replicas}
+    gone = []
+    for before in inp.baseline.replicas.replicas:
+        after = now.get(before.name)
+        if after is None:
+            gone.append((before.name, "no longer exists"))
+        elif not after.ready:
+            exit_ = f", last exit {after.last_exit_reason}" if after.last_exit_reason else ""
+            state = "not running" if not after.uid else f"pid {after.uid} not ready"
+            gone.append((before.name, f"{state}{exit_}, restarts {after.restarts or 0}"))
+    return gone
 
 
 def _report(
     inp: RecoveryInput,
     first: dict[str, datetime],
     needed: set[str],
-    pollers: int,
-    replicas: ReplicaSet,
-    outcome: CanaryOutcome | None,
-    canary_id: str | None,
-    notes: list[str],
+    seen: _Seen,
     limit: timedelta | None,
 ) -> RecoveryCheck:
     """The recovery check from the first times each condition held."""
@@ -140,39 +168,57 @@ def _report(
     recovered = needed <= first.keys()
     ttr = max(after[k] for k in needed) if recovered else None
     tq = inp.context.verification.temporal.task_queue
+    replicas, settle = seen.replicas, format_duration(inp.context.verification.settle)
     problems: list[str] = []
-    if POLLERS not in first:
-        problems.append(f"no live poller on task queue '{tq}' ({'; '.join(notes)})")
-    if REPLICAS not in first:
+    never_back = _never_back(inp, replicas)
+    problems += [f"{name} never came back within {settle}: {how}" for name, how in never_back]
+    quiet = not_polling(replicas, seen.view, inp.recovered_at)
+    problems += [
+        f"{name} is ready but has not polled task queue '{tq}' since the fault ended"
+        for name in quiet
+    ]
+    if POLLERS not in first and not quiet:
+        problems.append(f"no live poller on task queue '{tq}' ({'; '.join(seen.view.notes)})")
+    if REPLICAS not in first and not never_back:
         problems.append(
             f"{replicas.ready} of {inp.baseline.replicas.ready} baseline worker replicas ready: "
             + ", ".join(
                 f"{r.name}={'ready' if r.ready else 'not ready'}" for r in replicas.replicas
             )
         )
-    if canary_id and CANARY not in first:
+    if seen.canary_id and CANARY not in first:
+        outcome = seen.outcome
         why = outcome.reason or outcome.status if outcome else "could not be started"
-        problems.append(f"recovery canary {canary_id} did not complete as expected: {why}")
+        problems.append(f"recovery canary {seen.canary_id} did not complete as expected: {why}")
     evidence = [f"{k} back after {v:.1f}s" for k, v in sorted(after.items(), key=lambda x: x[1])]
+    evidence.append(f"live pollers: {sorted(seen.view.live)}")
     if ttr is not None:
         evidence.insert(0, f"time to recovery: {ttr:.1f}s (pollers, replicas and a canary)")
+    else:
+        evidence.insert(0, f"time to recovery unknown: not recovered after {seen.waited}")
     breach = None
-    if limit is not None and (ttr is None or ttr > limit.total_seconds()):
-        took = f"{ttr:.1f}s" if ttr is not None else "not recovered"
+    # Only a measured breach aborts: a recovery that took longer than the limit, or one not
+    # done although the limit has passed. A shorter settle window proves nothing either way.
+    if limit is not None and (
+        (ttr is not None and ttr > limit.total_seconds()) or (ttr is None and seen.waited >= limit)
+    ):
+        took = f"{ttr:.1f}s" if ttr is not None else f"not recovered after {seen.waited}"
         breach = f"recovery took longer than {format_duration(limit)} ({took}): " + "; ".join(
             problems
         )
     return RecoveryCheck(
         recovered=recovered,
         time_to_recovery_s=round(ttr, 3) if ttr is not None else None,
-        pollers=pollers,
+        pollers=seen.view.count,
         replicas=replicas,
-        canary_completed=(outcome.ok if outcome else False) if canary_id else None,
+        canary_completed=(seen.outcome.ok if seen.outcome else False) if seen.canary_id else None,
         problems=problems,
         evidence=evidence,
         breach=breach,
         pollers_back_after_s=after.get(POLLERS),
         replicas_ready_after_s=after.get(REPLICAS),
         canary_completed_after_s=after.get(CANARY),
-        canary_id=canary_id,
+        canary_id=seen.canary_id,
+        never_back=[name for name, _ in never_back],
+        not_polling=quiet,
     )
