@@ -26,12 +26,12 @@ from pathlib import Path
 
 import structlog
 from pydantic import Field, model_validator
+from standin.cgroups import ReplicaCgroups
+from standin.state import CgroupInfo, ReplicaPhase, ReplicaStatus, StateDir, SupervisorState
 
 from standin import process
-from standin.cgroups import ReplicaCgroups
 from standin.events import GOAL_TOPIC, STEP_TOPIC
 from standin.models import DEFAULT_TASK_QUEUE, FaultyMode, Frozen
-from standin.state import CgroupInfo, ReplicaPhase, ReplicaStatus, StateDir, SupervisorState
 
 log = structlog.get_logger(__name__)
 
