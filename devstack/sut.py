@@ -6,8 +6,9 @@ Owns starting and stopping two processes under a root directory:
   ``replica-i/temporal`` -> the Temporal frontend, ``replica-i/kafka`` -> the broker's listener
   ``CHAOSi``, which advertises that same proxy port (so all of replica i's Kafka traffic keeps
   crossing its route; see `devstack.kafka`);
-- the stand-in (``python -m standin up``): its supervisor runs replica i against its own two
-  routes; its load generator and consumer talk to Temporal and Kafka directly.
+- the stand-in (``python -m standin up``): its supervisor runs replica i of the worker command
+  (the stand-in worker unless ``worker_command`` names another) against its own two routes, in
+  namespace ``bytebot``; its load generator and consumer talk to Temporal and Kafka directly.
 
 Layout: ``<root>/sut`` (the supervisor's state dir), ``<root>/proxy`` (the proxy's control
 dir), ``<root>/*.log``. Tests and the main job use it; it never starts Temporal or Kafka itself
@@ -71,6 +72,9 @@ class LocalSut:
         memory_limit_mb: int = 512,
         load: bool = True,
         consumer: bool = True,
+        worker_command: str | None = None,
+        ready_url: str | None = None,
+        ready_exec: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         if not len(ports.temporal) == len(ports.kafka) == len(kafka_chaos_ports) == replicas:
@@ -96,8 +100,14 @@ class LocalSut:
             "--kafka-bootstraps", ",".join(f"127.0.0.1:{p}" for p in ports.kafka),
             "--temporal-address", temporal_address, "--kafka-bootstrap", kafka_direct,
             *([] if load else ["--no-load"]), *([] if consumer else ["--no-consumer"]),
-            *extra_args,
         ]  # fmt: skip
+        # Any worker command: the stand-in is only the default (see `python -m standin up`).
+        chosen = {"--worker-command": worker_command, "--ready-url": ready_url}
+        chosen["--ready-exec"] = ready_exec
+        for flag, value in chosen.items():
+            if value:
+                self.standin_args += [flag, value]
+        self.standin_args += list(extra_args)
         self._procs: list[subprocess.Popen[bytes]] = []
 
     @classmethod

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import structlog
 from temporalio import activity
@@ -78,7 +78,7 @@ class GoalActivities:
         self._held: dict[str, list[Event]] = {}
         self._releases: set[asyncio.Task[None]] = set()
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         """Every activity, for a `Worker`."""
         return [self.plan_goal, self.execute_step, self.emit_goal_event, self.emit_step_event]
 

@@ -18,7 +18,7 @@ import contextlib
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
 
 from standin.events import AUDIT_TOPIC, GOAL_TOPIC, STEP_TOPIC, Event
 

@@ -1,93 +1,89 @@
-"""Starting and stopping one replica process: its command line, cgroups, log file and exit.
+"""Starting and stopping one replica process: its command line, environment, cgroups and exit.
 
-A replica is started through a tiny shell prologue that writes its own pid into the replica's
-cgroups and then ``exec``s Python, so the replica is charged to its cgroups from its first
-allocation and its pid is the one the supervisor sees. Where ``setpriv`` exists, the replica
-also gets SIGKILL if the supervisor dies, so even a hard-killed supervisor leaves no replicas.
+The command is started directly (``exec``, no shell), so the pid the supervisor publishes is
+the worker's own, as the SDK's ``<pid>@<hostname>`` identity shows it. Before the exec, the
+child writes its pid into the replica's cgroups (so it is charged from its first allocation)
+and asks for SIGKILL when the supervisor dies (``PR_SET_PDEATHSIG``), so even a hard-killed
+supervisor leaves no replicas behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
-import shutil
 import signal
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# Writes $$ (the shell's pid, which exec keeps) into each cgroup.procs named in $STANDIN_CGROUPS.
-_PROLOGUE = 'for f in $STANDIN_CGROUPS; do echo $$ > "$f" || exit 125; done; exec "$@"'
-EXIT_CGROUP_JOIN_FAILED = 125
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
 class ReplicaCommand:
-    """What to run for one replica."""
+    """What to run for one replica: argv and the environment added to the supervisor's."""
 
-    name: str
-    temporal_address: str
-    kafka_bootstrap: str
-    namespace: str
-    task_queue: str
-    goal_topic: str
-    step_topic: str
-    ready_file: Path
-    faulty: tuple[str, ...] = ()
-    graceful_shutdown_s: float = 2.0
-    log_format: str = "console"
-    python: str = sys.executable
+    argv: list[str]
+    env: Mapping[str, str] = field(default_factory=dict)
 
-    def argv(self) -> list[str]:
-        """``python -m standin.replica ...`` for this replica."""
-        argv = [
-            self.python, "-m", "standin.replica", "--name", self.name,
-            "--temporal-address", self.temporal_address, "--namespace", self.namespace,
-            "--task-queue", self.task_queue, "--kafka-bootstrap", self.kafka_bootstrap,
-            "--goal-topic", self.goal_topic, "--step-topic", self.step_topic,
-            "--ready-file", str(self.ready_file),
-            "--graceful-shutdown-s", str(self.graceful_shutdown_s),
-            "--log-format", self.log_format,
-        ]  # fmt: skip
-        for mode in self.faulty:
-            argv += ["--faulty", mode]
-        return argv
+
+def render(template: list[str], values: Mapping[str, str]) -> list[str]:
+    """Fill ``{replica}``, ``{temporal}``, ``{kafka}``, ``{http_port}``, ... into each argument.
+
+    Raises:
+        ValueError: an argument names a placeholder that does not exist.
+    """
+    try:
+        return [arg.format_map(values) for arg in template]
+    except (KeyError, IndexError) as e:
+        raise ValueError(f"unknown placeholder {e} in {template}; known: {sorted(values)}") from e
+
+
+def _child_setup(cgroup_procs: list[Path]) -> Callable[[], None]:
+    """Runs in the child between fork and exec (async-signal-safe enough: writes and a prctl)."""
+
+    def setup() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        pid = str(os.getpid()).encode()
+        for procs in cgroup_procs:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+
+    return setup
 
 
 async def spawn(
     command: ReplicaCommand, log_file: Path, cgroup_procs: list[Path], cwd: Path | None = None
 ) -> asyncio.subprocess.Process:
     """Start a replica inside its cgroups, its output appended to ``log_file``."""
-    argv = command.argv()
-    setpriv = shutil.which("setpriv")
-    if setpriv:
-        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
-    # The replica imports `standin` from the same tree as the supervisor, installed or not.
-    path = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {
-        **os.environ,
-        "PYTHONPATH": path,
-        "STANDIN_CGROUPS": " ".join(str(p) for p in cgroup_procs),
-    }
     log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         return await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", _PROLOGUE, "sh", *argv,
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-            env=env, cwd=cwd, start_new_session=True,
-        )  # fmt: skip
+            *command.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **command.env},
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_child_setup(cgroup_procs),
+        )
     finally:
         os.close(log)  # the child holds its own copy
 
 
-async def terminate(proc: asyncio.subprocess.Process, timeout_s: float) -> int:
-    """SIGTERM, then SIGKILL after ``timeout_s``; return the exit code (see `exit_code`)."""
+async def terminate(proc: asyncio.subprocess.Process, grace_s: float) -> int:
+    """SIGTERM, then SIGKILL after ``grace_s`` (the pod's grace); return the exit code."""
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), timeout_s)
+        await asyncio.wait_for(proc.wait(), grace_s)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -107,3 +103,15 @@ def exit_reason(code: int, oom_killed: bool) -> str:
     if code == 128 + signal.SIGKILL:
         return "OOMKilled" if oom_killed else "Killed"
     return "Completed" if code == 0 else "Error"
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22).
+
+    With the pid it names one process for good: a recycled pid has a later start time.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2 :].split()[19])

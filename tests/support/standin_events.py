@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import uuid4
 
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import Client, WorkflowHandle
 
 from devstack.kafka import KafkaBroker
