@@ -306,13 +306,13 @@ async def test_a_worker_that_ignores_sigterm_is_killed_after_the_pod_grace(
     temporal_server: TemporalDevServer, standin_kafka: KafkaBroker, tmp_path: Path
 ) -> None:
     lane = await fresh_lane(standin_kafka)
+    (tmp_path / "replica-0.serve").touch()  # its HTTP, hence readiness, comes after SIG_IGN
     up = start_standin(
         tmp_path / "state",
         temporal_server,
         standin_kafka,
         lane,
         *plain_worker_args(tmp_path, "--ignore-sigterm"),
-        "--no-ready-probe",
         "--termination-grace-s",
         "1.5",
         replicas=1,
