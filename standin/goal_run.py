@@ -47,19 +47,12 @@ with workflow.unsafe.imports_passed_through():
         Progress,
         StepEventType,
     )
+    from standin.goal_calls import GoalCalls
     from standin.models import (
-        EMIT_GOAL_EVENT,
-        EMIT_STEP_EVENT,
-        EXECUTE_STEP,
-        PLAN_GOAL,
         FaultyMode,
-        GoalEventInput,
         Plan,
-        PlanInput,
         PlannedStep,
         StepDecision,
-        StepEventInput,
-        StepInput,
         StepOutcome,
         selected,
     )
@@ -165,6 +158,7 @@ class GoalRunWorkflow:
     async def run(self, goal: GoalRunInput) -> GoalRunResult:
         """Run the goal; always returns a result (COMPLETED, FAILED or CANCELLED)."""
         self._goal = goal
+        self._calls = GoalCalls(goal, self._rt)
         workflow.upsert_search_attributes(
             [
                 TENANT_ID.value_set(goal.tenant_id),
@@ -216,21 +210,7 @@ class GoalRunWorkflow:
         version = 0
         while True:
             self._set_phase(Phase.PLANNING if version == 0 else Phase.REPLANNING)
-            self._plan = await workflow.execute_activity(
-                PLAN_GOAL,
-                PlanInput(
-                    goal_run_id=self._goal.goal_run_id,
-                    tenant_id=self._goal.tenant_id,
-                    goal_description=self._goal.goal_description,
-                    max_steps=limits.max_steps,
-                    max_retries=limits.max_retries,
-                    version=version,
-                ),
-                result_type=Plan,
-                start_to_close_timeout=self._rt.seconds(300),
-                retry_policy=self._rt.retry(1, 30, 5),
-                summary=f"plan {version}",
-            )
+            self._plan = await self._calls.plan(version)
             self._steps_done = 0
             workflow.upsert_search_attributes(
                 [
@@ -287,20 +267,7 @@ class GoalRunWorkflow:
             }
             await self._emit_step(n, "STEP_STARTED", payload)
             try:
-                outcome = await workflow.execute_activity(
-                    EXECUTE_STEP,
-                    StepInput(
-                        goal_run_id=self._goal.goal_run_id,
-                        tenant_id=self._goal.tenant_id,
-                        step=step,
-                        step_attempt=attempt,
-                    ),
-                    result_type=StepOutcome,
-                    start_to_close_timeout=self._rt.seconds(600),
-                    heartbeat_timeout=self._rt.seconds(30),
-                    retry_policy=self._rt.retry(2, 60, 3),
-                    summary=f"step {n} attempt {attempt}",
-                )
+                outcome = await self._calls.execute(step, attempt)
             except ActivityError as e:
                 cause = e.cause
                 if isinstance(cause, ApplicationError) and cause.non_retryable:
@@ -403,35 +370,10 @@ class GoalRunWorkflow:
         workflow.set_current_details(f"{phase.value}")
 
     async def _emit_goal(self, event_type: GoalEventType, payload: dict[str, Any]) -> None:
-        assert self._goal is not None
-        await workflow.execute_activity(
-            EMIT_GOAL_EVENT,
-            GoalEventInput(
-                goal_run_id=self._goal.goal_run_id,
-                tenant_id=self._goal.tenant_id,
-                event_type=event_type,
-                payload=payload,
-            ),
-            start_to_close_timeout=self._rt.seconds(10),
-            retry_policy=self._rt.retry(0.5, 5, 3),
-            summary=event_type,
-        )
+        await self._calls.emit_goal(event_type, payload)
 
     async def _emit_step(self, n: int, event_type: StepEventType, payload: dict[str, Any]) -> None:
-        assert self._goal is not None
-        await workflow.execute_activity(
-            EMIT_STEP_EVENT,
-            StepEventInput(
-                goal_run_id=self._goal.goal_run_id,
-                tenant_id=self._goal.tenant_id,
-                step_number=n,
-                event_type=event_type,
-                payload=payload,
-            ),
-            start_to_close_timeout=self._rt.seconds(10),
-            retry_policy=self._rt.retry(0.5, 5, 3),
-            summary=f"{event_type} {n}",
-        )
+        await self._calls.emit_step(n, event_type, payload)
 
 
 def _details_of(error: Exception) -> ErrorDetails:
