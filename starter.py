@@ -187,6 +187,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         work_dir=Path(args.work_dir),
         keep_running=args.keep_running,
+        worker_command=args.worker_command,
+        ready_url=args.ready_url,
+        ready_exec=args.ready_exec,
     )
     return run_main_job(options)
 
@@ -243,6 +246,17 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--replicas", type=int, default=3)
     demo.add_argument("--work-dir", default="runs/main-job")
     demo.add_argument("--keep-running", action="store_true", help="keep services up after")
+    demo.add_argument(
+        "--worker-command",
+        help="run this worker instead of the stand-in, e.g. 'node dist/worker.js' (placeholders "
+        "{replica} {temporal} {kafka} {http_port} {metrics_port}; env TEMPORAL_ADDRESS, ...)",
+    )
+    probe = demo.add_mutually_exclusive_group()
+    probe.add_argument(
+        "--ready-url",
+        help="HTTP readiness probe, e.g. http://127.0.0.1:{http_port}/health/ready (the default)",
+    )
+    probe.add_argument("--ready-exec", help="exec readiness probe command")
     return p
 
 

@@ -46,6 +46,13 @@ class MainJobOptions(BaseModel):
     duration_cap: str | None = None
     settle_cap: str | None = None
     faulty: list[str] = Field(default_factory=list, description="Stand-in faulty modes.")
+    worker_command: str | None = Field(
+        default=None,
+        description="The replicas' command (default: the stand-in worker); placeholders "
+        "{replica} {temporal} {kafka} {http_port} {metrics_port}, and the real worker's env.",
+    )
+    ready_url: str | None = Field(default=None, description="HTTP readiness probe URL template.")
+    ready_exec: str | None = Field(default=None, description="Exec readiness probe command.")
     replicas: int = 3
     work_dir: Path = Path("runs/main-job")
     keep_running: bool = False
@@ -158,11 +165,19 @@ def run_main_job(options: MainJobOptions) -> int:
             _say(f"Kafka {broker.bootstrap_direct} (replicas reach it through the fault proxy)")
             extra = [arg for mode in options.faulty for arg in ("--faulty", mode)]
             sut = LocalSut.for_broker(
-                root / "local", broker, ports, temporal.address, extra_args=extra
+                root / "local",
+                broker,
+                ports,
+                temporal.address,
+                extra_args=extra,
+                worker_command=options.worker_command,
+                ready_url=options.ready_url,
+                ready_exec=options.ready_exec,
             )
             stack.enter_context(sut)
             faulty = f" in faulty mode {options.faulty}" if options.faulty else ""
-            _say(f"ByteBot stand-in: {options.replicas} replicas ready{faulty}")
+            worker = options.worker_command or "the ByteBot stand-in"
+            _say(f"{worker}: {options.replicas} replicas ready in namespace bytebot{faulty}")
             stack.enter_context(
                 chaos_worker(
                     temporal.address, broker.bootstrap_direct, sut.root, root / "chaos-worker.log"

@@ -6,8 +6,9 @@ Owns starting and stopping two processes under a root directory:
   ``replica-i/temporal`` -> the Temporal frontend, ``replica-i/kafka`` -> the broker's listener
   ``CHAOSi``, which advertises that same proxy port (so all of replica i's Kafka traffic keeps
   crossing its route; see `devstack.kafka`);
-- the stand-in (``python -m standin up``): its supervisor runs replica i against its own two
-  routes; its load generator and consumer talk to Temporal and Kafka directly.
+- the stand-in (``python -m standin up``): its supervisor runs replica i of the worker command
+  (the stand-in worker unless ``worker_command`` names another) against its own two routes, in
+  namespace ``bytebot``; its load generator and consumer talk to Temporal and Kafka directly.
 
 Layout: ``<root>/sut`` (the supervisor's state dir), ``<root>/proxy`` (the proxy's control
 dir), ``<root>/*.log``. Tests and the main job use it; it never starts Temporal or Kafka itself
@@ -71,6 +72,9 @@ class LocalSut:
         memory_limit_mb: int = 512,
         load: bool = True,
         consumer: bool = True,
+        worker_command: str | None = None,
+        ready_url: str | None = None,
+        ready_exec: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         if not len(ports.temporal) == len(ports.kafka) == len(kafka_chaos_ports) == replicas:
@@ -84,20 +88,45 @@ class LocalSut:
             route
             for i in range(replicas)
             for route in (
-                Route(name=f"replica-{i}/temporal", replica=f"replica-{i}", peer="temporal",
-                      listen_port=ports.temporal[i], upstream=temporal_address),
-                Route(name=f"replica-{i}/kafka", replica=f"replica-{i}", peer="kafka",
-                      listen_port=ports.kafka[i], upstream=f"127.0.0.1:{kafka_chaos_ports[i]}"),
+                Route(
+                    name=f"replica-{i}/temporal",
+                    replica=f"replica-{i}",
+                    peer="temporal",
+                    listen_port=ports.temporal[i],
+                    upstream=temporal_address,
+                ),
+                Route(
+                    name=f"replica-{i}/kafka",
+                    replica=f"replica-{i}",
+                    peer="kafka",
+                    listen_port=ports.kafka[i],
+                    upstream=f"127.0.0.1:{kafka_chaos_ports[i]}",
+                ),
             )
-        ]  # fmt: skip
+        ]
         self.standin_args = [
-            "--replicas", str(replicas), "--memory-limit-mb", str(memory_limit_mb),
-            "--temporal-addresses", ",".join(f"127.0.0.1:{p}" for p in ports.temporal),
-            "--kafka-bootstraps", ",".join(f"127.0.0.1:{p}" for p in ports.kafka),
-            "--temporal-address", temporal_address, "--kafka-bootstrap", kafka_direct,
-            *([] if load else ["--no-load"]), *([] if consumer else ["--no-consumer"]),
-            *extra_args,
-        ]  # fmt: skip
+            "--replicas",
+            str(replicas),
+            "--memory-limit-mb",
+            str(memory_limit_mb),
+            "--temporal-addresses",
+            ",".join(f"127.0.0.1:{p}" for p in ports.temporal),
+            "--kafka-bootstraps",
+            ",".join(f"127.0.0.1:{p}" for p in ports.kafka),
+            "--temporal-address",
+            temporal_address,
+            "--kafka-bootstrap",
+            kafka_direct,
+            *([] if load else ["--no-load"]),
+            *([] if consumer else ["--no-consumer"]),
+        ]
+        # Any worker command: the stand-in is only the default (see `python -m standin up`).
+        chosen = {"--worker-command": worker_command, "--ready-url": ready_url}
+        chosen["--ready-exec"] = ready_exec
+        for flag, value in chosen.items():
+            if value:
+                self.standin_args += [flag, value]
+        self.standin_args += list(extra_args)
         self._procs: list[subprocess.Popen[bytes]] = []
 
     @classmethod
@@ -106,10 +135,14 @@ class LocalSut:
     ) -> LocalSut:
         """A SUT against a broker started with ``chaos_advertised=ports.kafka_advertised``."""
         return cls(
-            root, ports=ports, temporal_address=temporal_address,
-            kafka_chaos_ports=broker.chaos_ports, kafka_direct=broker.bootstrap_direct,
-            replicas=len(ports.kafka), **kw,  # type: ignore[arg-type]
-        )  # fmt: skip
+            root,
+            ports=ports,
+            temporal_address=temporal_address,
+            kafka_chaos_ports=broker.chaos_ports,
+            kafka_direct=broker.bootstrap_direct,
+            replicas=len(ports.kafka),
+            **kw,  # type: ignore[arg-type]
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -130,21 +163,27 @@ class LocalSut:
         self.control_dir.mkdir(parents=True, exist_ok=True)
         config = ProxyConfig(control_dir=self.control_dir, routes=self.routes)
         config_file(self.control_dir).write_text(config.model_dump_json(indent=2))
-        self._spawn("proxy", ["-m", "faultproxy.proxy", "--config",
-                              str(config_file(self.control_dir))])  # fmt: skip
+        self._spawn(
+            "proxy", ["-m", "faultproxy.proxy", "--config", str(config_file(self.control_dir))]
+        )
         for route in self.routes:
             if not wait_for_port("127.0.0.1", route.listen_port, 10.0):
                 self.stop()
-                raise RuntimeError(f"the fault proxy did not listen for {route.name}: "
-                                   f"{self._tail('proxy')}")  # fmt: skip
-        self._spawn("standin", ["-m", "standin", "up", "--state-dir", str(self.state_dir),
-                                *self.standin_args])  # fmt: skip
+                raise RuntimeError(
+                    f"the fault proxy did not listen for {route.name}: {self._tail('proxy')}"
+                )
+        self._spawn(
+            "standin",
+            ["-m", "standin", "up", "--state-dir", str(self.state_dir), *self.standin_args],
+        )
         deadline = time.monotonic() + timeout_s
         while not self.all_ready():
             if time.monotonic() > deadline or any(p.poll() is not None for p in self._procs):
                 self.stop()
-                raise RuntimeError(f"the stand-in's replicas were not ready in {timeout_s}s: "
-                                   f"{self._tail('standin')}")  # fmt: skip
+                raise RuntimeError(
+                    f"the stand-in's replicas were not ready in {timeout_s}s: "
+                    f"{self._tail('standin')}"
+                )
             time.sleep(0.1)
         return self
 
@@ -169,13 +208,22 @@ class LocalSut:
     def _spawn(self, name: str, args: list[str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         project = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [project, os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])),
+        }
         with open(self.root / f"{name}.log", "ab") as log:
-            self._procs.append(subprocess.Popen(
-                [sys.executable, *args], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, cwd=self.root, env=env, start_new_session=True,
-            ))  # fmt: skip
+            self._procs.append(
+                subprocess.Popen(
+                    [sys.executable, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.root,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
 
     def _tail(self, name: str, lines: int = 30) -> str:
         try:
@@ -188,9 +236,11 @@ class LocalSut:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stop()
 
 

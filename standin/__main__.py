@@ -1,10 +1,13 @@
 r"""``python -m standin up``: the whole local ByteBot until SIGTERM or SIGINT.
 
-Runs the supervisor (N worker replicas), the ``bytebot-consumers`` consumer and the load
-generator in one process. Parsing and flag checks only; each part lives in its own module.
+Creates the three topics (as the platform does; workers never create topics), then runs the
+supervisor (N replicas of ``--worker-command``, the stand-in worker by default), the
+``bytebot-consumers`` consumer and the load generator in one process. Parsing only.
 
     python -m standin up --state-dir /tmp/bytebot --replicas 3 \
         --temporal-addresses 127.0.0.1:7233 --kafka-bootstraps 127.0.0.1:9092
+    python -m standin up --state-dir /tmp/bytebot --worker-command "node dist/worker.js" \
+        --ready-url "http://127.0.0.1:{http_port}/health/ready" --no-load
 """
 
 from __future__ import annotations
@@ -14,18 +17,30 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from standin.consumer import DEFAULT_GROUP, ConsumerSettings, EventConsumer
-from standin.events import GOAL_TOPIC, STEP_TOPIC
+from standin import runtime
+from standin.consumer import DEFAULT_GROUP, ConsumerSettings, EventConsumer, ensure_topics
+from standin.contract import NAMESPACE, TASK_QUEUE
+from standin.deployment.supervisor import (
+    DEFAULT_COMMAND,
+    DEFAULT_READY_URL,
+    DeploymentSettings,
+    Supervisor,
+)
+from standin.events import AUDIT_TOPIC, GOAL_TOPIC, STEP_TOPIC
 from standin.loadgen import LoadGenerator, LoadSettings
 from standin.logs import configure_logging
-from standin.models import DEFAULT_TASK_QUEUE, FaultyMode
-from standin.supervisor import Supervisor, SupervisorSettings
+from standin.models import WORKER_MODES, FaultyMode
 
 log = structlog.get_logger("standin")
+
+#: The real Deployment's terminationGracePeriodSeconds and the real restart back-off cap.
+POD_GRACE_S = 60.0
 
 
 def _csv(text: str) -> list[str]:
@@ -45,63 +60,109 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run supervisor, consumer and load generator")
-    up.add_argument(
-        "--state-dir", type=Path, required=True, help="state.json, hold/, ready/, logs/ live here"
+    add = up.add_argument
+    add("--state-dir", type=Path, required=True, help="state.json, hold/, logs/ live here")
+    add("--replicas", type=int, default=3)
+    add(
+        "--worker-command",
+        default=DEFAULT_COMMAND,
+        help="argv with {replica} {temporal} {kafka} {http_port} {metrics_port} {python} ...",
     )
-    up.add_argument("--replicas", type=int, default=3)
-    up.add_argument(
+    probe = up.add_mutually_exclusive_group()
+    probe.add_argument("--ready-url", default=DEFAULT_READY_URL, help="HTTP readiness probe")
+    probe.add_argument("--ready-exec", help="exec readiness probe (argv, placeholders allowed)")
+    probe.add_argument("--no-ready-probe", action="store_true", help="running counts as ready")
+    add("--env", action="append", default=[], metavar="K=V", help="extra worker environment")
+    add(
         "--temporal-addresses",
         type=_csv,
         metavar="A[,B,...]",
         default=_csv(env("TEMPORAL_ADDRESS", "127.0.0.1:7233")),
         help="the replicas' Temporal: one for all, or one per replica",
     )
-    up.add_argument(
+    add(
         "--kafka-bootstraps",
         type=_csv,
         metavar="X[,Y,...]",
-        default=_csv(env("KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
+        default=_csv(env("KAFKA_BROKERS", "127.0.0.1:9092")),
         help="the replicas' Kafka: one for all, or one per replica",
     )
-    up.add_argument(
-        "--temporal-address",
-        help="the load generator's (direct) Temporal; default: the first of --temporal-addresses",
+    add("--temporal-address", help="the load generator's (direct) Temporal")
+    add("--kafka-bootstrap", help="the consumer's and topic creation's (direct) Kafka")
+    add("--namespace", default=env("TEMPORAL_NAMESPACE", NAMESPACE))
+    add("--task-queue", default=TASK_QUEUE)
+    add("--goal-topic", default=GOAL_TOPIC)
+    add("--step-topic", default=STEP_TOPIC)
+    add("--audit-topic", default=AUDIT_TOPIC)
+    add("--no-create-topics", action="store_true")
+    add(
+        "--time-scale",
+        type=float,
+        default=runtime.from_env().time_scale,
+        help=f"every real duration times this (default {runtime.DEFAULT_TIME_SCALE})",
     )
-    up.add_argument(
-        "--kafka-bootstrap",
-        help="the consumer's (direct) Kafka; default: the first of --kafka-bootstraps",
-    )
-    up.add_argument("--namespace", default=env("TEMPORAL_NAMESPACE", "default"))
-    up.add_argument("--task-queue", default=DEFAULT_TASK_QUEUE)
-    up.add_argument("--goal-topic", default=GOAL_TOPIC)
-    up.add_argument("--step-topic", default=STEP_TOPIC)
-    up.add_argument("--memory-limit-mb", type=int, default=512, help="0: no limit")
-    up.add_argument("--cpu-limit-cores", type=float)
-    up.add_argument("--no-cgroups", action="store_true", help="run replicas without cgroups")
-    up.add_argument("--instance", help="cgroup directory name (default: the pid)")
-    up.add_argument("--restart-backoff-s", type=float, default=0.5)
-    up.add_argument("--stop-timeout-s", type=float, default=5.0)
-    up.add_argument("--graceful-shutdown-s", type=float, default=2.0)
-    up.add_argument("--consumer-group", default=DEFAULT_GROUP)
-    up.add_argument("--consume-delay-ms", type=float, default=10.0)
-    up.add_argument("--no-consumer", action="store_true")
-    up.add_argument("--rate", type=float, default=2.0, help="goal runs started per second")
-    up.add_argument("--max-in-flight", type=int, default=20)
-    up.add_argument("--steps", type=int, default=3)
-    up.add_argument("--step-seconds", type=float, default=0.5)
-    up.add_argument("--canary-every", type=int, default=10)
-    up.add_argument("--no-load", action="store_true", help="run no load generator")
-    up.add_argument(
+    add("--termination-grace-s", type=float, help=f"default {POD_GRACE_S:g} s x time scale")
+    add("--memory-limit-mb", type=int, default=512, help="0: no limit")
+    add("--cpu-limit-cores", type=float)
+    add("--no-cgroups", action="store_true", help="run replicas without cgroups")
+    add("--instance", help="cgroup directory name (default: the pid)")
+    add("--backoff-initial-s", type=float, default=0.5)
+    add("--backoff-max-s", type=float, default=8.0)
+    add("--consumer-group", default=DEFAULT_GROUP)
+    add("--consume-delay-ms", type=float, default=10.0)
+    add("--no-consumer", action="store_true")
+    add("--rate", type=float, default=2.0, help="goal runs started per second")
+    add("--max-in-flight", type=int, default=20)
+    add("--steps", type=int, default=3)
+    add("--step-ms", type=int, default=3000, help="unscaled work per step")
+    add("--no-load", action="store_true", help="run no load generator")
+    add(
         "--faulty",
         action="append",
         default=[],
         type=FaultyMode,
         choices=list(FaultyMode),
         metavar="MODE",
-        help=f"switch on a deliberate defect (repeatable): {', '.join(FaultyMode)}",
+        help=f"a deliberate defect (repeatable): {', '.join(FaultyMode)}",
     )
-    up.add_argument("--log-format", choices=["console", "json"], default="console")
+    add("--log-format", choices=["console", "json"], default="console")
     return parser
+
+
+def deployment_settings(args: argparse.Namespace) -> DeploymentSettings:
+    """The supervisor's settings; the stand-in's knobs travel in the workers' environment."""
+    faulty = set(args.faulty)
+    worker_env = {
+        runtime.TIME_SCALE_ENV: str(args.time_scale),
+        runtime.FAULTY_ENV: ",".join(sorted(m.value for m in faulty & WORKER_MODES)),
+        "BYTEBOT_GOAL_TOPIC": args.goal_topic,
+        "BYTEBOT_STEP_TOPIC": args.step_topic,
+        "BYTEBOT_AUDIT_TOPIC": args.audit_topic,
+        "LOG_FORMAT": args.log_format,
+        **dict(kv.split("=", 1) for kv in args.env),
+    }
+    grace = args.termination_grace_s or POD_GRACE_S * args.time_scale
+    return DeploymentSettings(
+        state_dir=args.state_dir,
+        replicas=args.replicas,
+        worker_command=args.worker_command,
+        env=worker_env,
+        temporal_addresses=args.temporal_addresses,
+        kafka_bootstraps=args.kafka_bootstraps,
+        namespace=args.namespace,
+        task_queue=args.task_queue,
+        ready_url=None if args.ready_exec or args.no_ready_probe else args.ready_url,
+        ready_exec=args.ready_exec,
+        memory_limit_mb=args.memory_limit_mb,
+        cpu_limit_cores=args.cpu_limit_cores,
+        use_cgroups=not args.no_cgroups,
+        instance=args.instance or str(os.getpid()),
+        restart=FaultyMode.NO_RESTART not in faulty,
+        backoff_initial_s=args.backoff_initial_s,
+        backoff_max_s=args.backoff_max_s,
+        termination_grace_s=grace,
+        faulty=sorted(m.value for m in faulty),
+    )
 
 
 async def up(args: argparse.Namespace) -> int:
@@ -110,35 +171,22 @@ async def up(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    supervisor = Supervisor(
-        SupervisorSettings(
-            state_dir=args.state_dir,
-            replicas=args.replicas,
-            temporal_addresses=args.temporal_addresses,
-            kafka_bootstraps=args.kafka_bootstraps,
-            namespace=args.namespace,
-            task_queue=args.task_queue,
-            goal_topic=args.goal_topic,
-            step_topic=args.step_topic,
-            memory_limit_mb=args.memory_limit_mb,
-            cpu_limit_cores=args.cpu_limit_cores,
-            use_cgroups=not args.no_cgroups,
-            instance=args.instance or str(os.getpid()),
-            faulty=frozenset(args.faulty),
-            restart_backoff_s=args.restart_backoff_s,
-            stop_timeout_s=args.stop_timeout_s,
-            graceful_shutdown_s=args.graceful_shutdown_s,
-            log_format=args.log_format,
-        )
-    )
-    parts = {"supervisor": supervisor.run(stop)}
+    kafka = args.kafka_bootstrap or args.kafka_bootstraps[0]
+    if not args.no_create_topics:
+        await ensure_topics(kafka, (args.goal_topic, args.step_topic, args.audit_topic), 3)
+    scale = args.time_scale
+    parts: dict[str, Coroutine[Any, Any, None]] = {
+        "supervisor": Supervisor(deployment_settings(args)).run(stop)
+    }
     if not args.no_consumer:
+        stop_after = 60 * scale if FaultyMode.STOP_COMMITTING in args.faulty else None
         consumer = EventConsumer(
             ConsumerSettings(
-                bootstrap=args.kafka_bootstrap or args.kafka_bootstraps[0],
+                bootstrap=kafka,
                 group=args.consumer_group,
                 topics=(args.goal_topic, args.step_topic),
                 delay_ms=args.consume_delay_ms,
+                stop_committing_after_s=stop_after,
             )
         )
         parts["consumer"] = consumer.run(stop)
@@ -151,8 +199,9 @@ async def up(args: argparse.Namespace) -> int:
                 rate=args.rate,
                 max_in_flight=args.max_in_flight,
                 steps=args.steps,
-                step_seconds=args.step_seconds,
-                canary_every=args.canary_every,
+                step_ms=args.step_ms,
+                approve_after_s=20 * scale,
+                pause_for_s=20 * scale,
                 stats_file=args.state_dir / "load.json",
             )
         )
@@ -161,24 +210,27 @@ async def up(args: argparse.Namespace) -> int:
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop.set()  # one part ended (failed, or stop was set): end the others
     await asyncio.wait(tasks)
-    failed = [tasks[t] for t in tasks if not t.cancelled() and t.exception() is not None]
-    for t in tasks:
-        if tasks[t] in failed:
-            log.error("part_failed", part=tasks[t], error=repr(t.exception()))
+    failed = [name for t, name in tasks.items() if not t.cancelled() and t.exception()]
+    for t, name in tasks.items():
+        if name in failed:
+            log.error("part_failed", part=name, error=repr(t.exception()))
     return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``python -m standin`` entry point."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.replicas < 1:
-        build_parser().error("--replicas must be at least 1")
+        parser.error("--replicas must be at least 1")
     for flag, values in (
         ("--temporal-addresses", args.temporal_addresses),
         ("--kafka-bootstraps", args.kafka_bootstraps),
     ):
         if len(values) not in (1, args.replicas):
-            build_parser().error(f"{flag}: give 1 or {args.replicas} values")
+            parser.error(f"{flag}: give 1 or {args.replicas} values")
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be positive")
     configure_logging(args.log_format, component="standin-up")
     return asyncio.run(up(args))
 

@@ -1,60 +1,59 @@
-"""goalRunWorkflow's activities: do a step's work and write the goal's events to Kafka.
+"""goalRunWorkflow's activities: plan, execute a step, and write events to Kafka.
 
-Every side effect of a goal run happens here; the workflow only orders these calls. Each
-activity heartbeats from a background task for as long as it runs (a Kafka send may block for
-seconds), so a replica that dies is noticed within the heartbeat timeout and the step retried
-elsewhere. Re-emitting after a retry is expected: the event ids make duplicates recognisable.
+Every side effect of a goal run happens here; the workflow only orders these calls. Emits
+build a fresh event (new uuid4, stamped now) at every attempt, as ByteBot's do, so an emit
+retried after it wrote writes the event twice under two ids.
 
-The deliberate defects of `FaultyMode` that live in a worker are applied here, and only when
-switched on.
+The worker-side defects of `FaultyMode` are applied here, and only when switched on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
-from collections.abc import AsyncIterator, Iterable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from standin.events import GoalEvent, make_event
+from standin.events import Event, audit_of, make_event
+from standin.kafka_sink import Topics
 from standin.models import (
     EMIT_GOAL_EVENT,
-    RUN_STEP,
+    EMIT_STEP_EVENT,
+    EXECUTE_STEP,
+    PLAN_GOAL,
     FaultyMode,
     GoalEventInput,
-    GoalEventType,
+    Plan,
+    PlanInput,
+    StepEventInput,
     StepInput,
-    StepResult,
-    step_output,
+    StepOutcome,
+    selected,
 )
+from standin.planner import make_plan
+from standin.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_INTERVAL_S = 1.0
+#: Real seconds (scaled at run time) the planner "thinks" and a held STEP_STARTED waits.
+LLM_THINK_S = 2.0
+REORDER_HOLD_S = 20.0
 
 
 class EventSink(Protocol):
     """Where events go (the replica's `KafkaEventSink`)."""
 
-    async def send(self, event: GoalEvent) -> None:
+    async def send(self, topic: str, event: Event) -> None:
         """Write one event durably, or raise."""
 
 
-def _selected(key: str) -> bool:
-    """A stable coin flip: True for about half the keys, the same answer on every retry."""
-    return hashlib.sha256(key.encode()).digest()[0] % 2 == 0
-
-
 @contextlib.asynccontextmanager
-async def _heartbeating(interval_s: float = HEARTBEAT_INTERVAL_S) -> AsyncIterator[None]:
-    """Heartbeat every ``interval_s`` while the body runs."""
-
+async def _heartbeating(interval_s: float) -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
             activity.heartbeat()
@@ -72,84 +71,112 @@ async def _heartbeating(interval_s: float = HEARTBEAT_INTERVAL_S) -> AsyncIterat
 class GoalActivities:
     """The activities of one replica, sharing its event sink."""
 
-    def __init__(self, sink: EventSink, *, replica: str, faulty: Iterable[FaultyMode] = ()) -> None:
+    def __init__(self, sink: EventSink, runtime: Runtime, topics: Topics | None = None) -> None:
         self.sink = sink
-        self.replica = replica
-        self.faulty = frozenset(faulty)
+        self.runtime = runtime
+        self.topics = topics or Topics()
+        self._held: dict[str, list[Event]] = {}
+        self._releases: set[asyncio.Task[None]] = set()
 
-    @activity.defn(name=EMIT_GOAL_EVENT)
-    async def emit_goal_event(self, request: GoalEventInput) -> None:
-        """Write GOAL_STARTED, GOAL_COMPLETED or GOAL_FAILED to the goal topic."""
-        info = activity.info()
-        bound = log.bind(
-            workflow_id=info.workflow_id, activity=EMIT_GOAL_EVENT, attempt=info.attempt
-        )
-        if (
-            FaultyMode.LOSE_EVENTS in self.faulty
-            and request.event_type == GoalEventType.GOAL_COMPLETED
-            and _selected(request.goal_run_id)
-        ):
-            bound.warning("faulty_event_dropped", event_type=request.event_type)
-            return
-        event = make_event(
-            request.event_type,
-            request.goal_run_id,
-            goal=request.goal,
-            attempt=info.attempt,
-            producer=self.replica,
-        )
-        async with _heartbeating():
-            await self.sink.send(event)
-        bound.info("goal_event_emitted", event_type=request.event_type, reason=request.reason)
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity, for a `Worker`."""
+        return [self.plan_goal, self.execute_step, self.emit_goal_event, self.emit_step_event]
 
-    @activity.defn(name=RUN_STEP)
-    async def run_step(self, step: StepInput) -> StepResult:
-        """Emit STEP_STARTED, work for ``step_seconds``, emit STEP_COMPLETED."""
-        info = activity.info()
-        bound = log.bind(
-            workflow_id=info.workflow_id,
-            activity=RUN_STEP,
-            attempt=info.attempt,
-            step=step.step_number,
+    def _faulty(self, mode: FaultyMode) -> bool:
+        return mode in self.runtime.faulty
+
+    @activity.defn(name=PLAN_GOAL)
+    async def plan_goal(self, request: PlanInput) -> Plan:
+        """Ask the stand-in LLM for a plan (it thinks for a while first)."""
+        await asyncio.sleep(self.runtime.seconds(LLM_THINK_S).total_seconds())
+        return make_plan(
+            request.goal_description,
+            max_steps=request.max_steps,
+            max_retries=request.max_retries,
+            version=request.version,
         )
-        fragile = FaultyMode.FAIL_UNDER_STRESS in self.faulty
+
+    @activity.defn(name=EXECUTE_STEP)
+    async def execute_step(self, request: StepInput) -> StepOutcome:
+        """Do a step's work, heartbeating; report the (planned) orchestrator failures."""
+        info = activity.info()
+        step = request.step
+        fragile = self._faulty(FaultyMode.FAIL_UNDER_STRESS)
         if fragile and info.attempt > 1:
             raise ApplicationError(
                 f"step {step.step_number} was retried (attempt {info.attempt}); giving up",
                 type="StepDegraded",
                 non_retryable=True,
             )
-        reorder = FaultyMode.REORDER_EVENTS in self.faulty and _selected(
-            f"{step.goal_run_id}-{step.step_number}"
-        )
+        work_s = step.work_ms / 1000 * self.runtime.time_scale
         began = time.monotonic()
-        async with _heartbeating():
-            if not reorder:
-                await self.sink.send(self._step_event(GoalEventType.STEP_STARTED, step))
-            await asyncio.sleep(step.step_seconds)
-            elapsed = time.monotonic() - began
-            if fragile and elapsed > 3 * step.step_seconds + 1.0:
-                raise ApplicationError(
-                    f"step {step.step_number} took {elapsed:.1f}s; giving up",
-                    type="StepDegraded",
-                    non_retryable=True,
-                )
-            await self.sink.send(self._step_event(GoalEventType.STEP_COMPLETED, step))
-            if reorder:
-                await self.sink.send(self._step_event(GoalEventType.STEP_STARTED, step))
-                bound.warning("faulty_events_reordered")
-        output = step_output(step.goal, step.step_number)
-        if FaultyMode.WRONG_RESULT in self.faulty and step.goal == "canary":
-            output += "!"
-        bound.info("step_completed", elapsed_s=round(time.monotonic() - began, 3))
-        return StepResult(step_number=step.step_number, output=output)
+        async with _heartbeating(self.runtime.seconds(10).total_seconds()):
+            await asyncio.sleep(work_s)
+        elapsed = time.monotonic() - began
+        if fragile and elapsed > 3 * work_s + self.runtime.seconds(10).total_seconds():
+            raise ApplicationError(
+                f"step {step.step_number} took {elapsed:.2f}s, planned {work_s:.2f}s; giving up",
+                type="StepDegraded",
+                non_retryable=True,
+            )
+        if request.step_attempt <= step.failures:
+            return StepOutcome(success=False, error="orchestrator answered 503 (planned failure)")
+        return StepOutcome(success=True, output=f"done: {step.description}")
 
-    def _step_event(self, event_type: GoalEventType, step: StepInput) -> GoalEvent:
-        return make_event(
-            event_type,
-            step.goal_run_id,
-            step.step_number,
-            goal=step.goal,
-            attempt=activity.info().attempt,
-            producer=self.replica,
+    @activity.defn(name=EMIT_GOAL_EVENT)
+    async def emit_goal_event(self, request: GoalEventInput) -> None:
+        """Write a goal event and its audit record."""
+        info = activity.info()
+        bound = log.bind(
+            workflow_id=info.workflow_id, activity=EMIT_GOAL_EVENT, attempt=info.attempt
         )
+        if (
+            self._faulty(FaultyMode.LOSE_EVENTS)
+            and request.event_type == "GOAL_COMPLETED"
+            and selected(request.goal_run_id)
+        ):
+            bound.warning("faulty_event_dropped", event_type=request.event_type)
+            return
+        event = make_event(
+            request.event_type, request.goal_run_id, request.tenant_id, request.payload
+        )
+        await self.sink.send(self.topics.goal, event)
+        await self.sink.send(self.topics.audit, audit_of(event))
+        bound.info("goal_event_emitted", event_type=request.event_type, event_id=event.event_id)
+
+    @activity.defn(name=EMIT_STEP_EVENT)
+    async def emit_step_event(self, request: StepEventInput) -> None:
+        """Write a step event."""
+        event = make_event(
+            request.event_type,
+            request.goal_run_id,
+            request.tenant_id,
+            request.payload,
+            step_number=request.step_number,
+        )
+        if self._faulty(FaultyMode.REORDER_EVENTS) and selected(event.key):
+            await self._reorder(event)
+            return
+        await self.sink.send(self.topics.step, event)
+
+    async def _reorder(self, event: Event) -> None:
+        """Hold STEP_STARTED back until STEP_COMPLETED is written (or a while has passed)."""
+        if event.event_type == "STEP_STARTED":
+            self._held.setdefault(event.key, []).append(event)
+            task = asyncio.create_task(self._release_later(event))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+            log.warning("faulty_step_started_held", key=event.key)
+            return
+        await self.sink.send(self.topics.step, event)
+        if event.event_type == "STEP_COMPLETED":
+            for held in self._held.pop(event.key, []):
+                await self.sink.send(self.topics.step, held)
+
+    async def _release_later(self, event: Event) -> None:
+        await asyncio.sleep(self.runtime.seconds(REORDER_HOLD_S).total_seconds())
+        held = self._held.get(event.key, [])
+        if event in held:
+            held.remove(event)
+            with contextlib.suppress(Exception):  # a defect: losing it too is in character
+                await self.sink.send(self.topics.step, event)

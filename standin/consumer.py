@@ -1,22 +1,29 @@
-"""ByteBot's event consumer: group ``bytebot-consumers`` reading the goal and step topics.
+"""The consumer group ``bytebot-consumers`` reading the goal and step topics.
 
-It "processes" each event by sleeping ``delay_ms`` and commits after each batch, so its lag is
-real: it grows when events arrive faster than it works and drains afterwards. It survives the
-broker going away (it keeps retrying) and ends when told to stop.
+In production another ByteBot service owns this group; the stand-in runs one so a lag check
+has a real group to read. It "processes" each event by sleeping ``delay_ms`` and commits after
+each batch, so its lag is real: it grows when events arrive faster than it works and drains
+afterwards. It survives the broker going away (it keeps retrying) and ends when told to stop.
+
+The stop-committing defect (``stop_committing_after_s``): after that long, or after its first
+lost connection if that comes sooner, it stays in the group and keeps consuming but never
+commits again, so its committed lag grows without end: what a lag check over a fault (or
+after it) must report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import structlog
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import Field
 
+from standin.contract import Camel
 from standin.events import GOAL_TOPIC, STEP_TOPIC
-from standin.models import Frozen
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +31,7 @@ DEFAULT_GROUP = "bytebot-consumers"
 TOPIC_ALREADY_EXISTS = 36
 
 
-class ConsumerSettings(Frozen):
+class ConsumerSettings(Camel):
     """Where the consumer reads, as whom, and how slowly."""
 
     bootstrap: str
@@ -34,6 +41,9 @@ class ConsumerSettings(Frozen):
     partitions: int = Field(default=3, ge=1, description="Partitions for topics it creates.")
     retry_s: float = Field(
         default=1.0, gt=0, description="Wait before reconnecting after an error."
+    )
+    stop_committing_after_s: float | None = Field(
+        default=None, gt=0, description="The stop-committing defect; None: off."
     )
 
 
@@ -62,19 +72,26 @@ class EventConsumer:
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
         self.processed = 0
+        self.committing = True
+        self._began = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; reconnect after any Kafka error."""
         s = self.settings
         while not stop.is_set():
             try:
-                await ensure_topics(s.bootstrap, s.topics, s.partitions)
                 await self._consume(stop)
             except Exception as e:  # the broker went away or the group rebalanced badly
                 log.warning("consumer_error", error=repr(e), retry_s=s.retry_s)
+                self._defect("lost connection")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), s.retry_s)
         log.info("consumer_stopped", processed=self.processed)
+
+    def _defect(self, why: str) -> None:
+        if self.settings.stop_committing_after_s is not None and self.committing:
+            self.committing = False
+            log.warning("faulty_stop_committing", why=why)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -97,9 +114,12 @@ class EventConsumer:
                     for _ in records:
                         await asyncio.sleep(s.delay_ms / 1000)
                         count += 1
-                if count:
+                limit = s.stop_committing_after_s
+                if limit is not None and time.monotonic() - self._began > limit:
+                    self._defect("first minute over")
+                if count and self.committing:
                     await consumer.commit()
-                    self.processed += count
+                self.processed += count
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):

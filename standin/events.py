@@ -1,94 +1,105 @@
-"""The events ByteBot writes to Kafka: their JSON shape, their keys and their ids. Pure.
+"""The records ByteBot writes to Kafka: topics, keys, JSON, headers. Pure.
 
-Wire format (one JSON object per record, camelCase as ByteBot writes it)::
+Value (UTF-8 JSON, gzip-compressed by the producer)::
 
-    {"eventId": "3f0c...", "eventType": "STEP_STARTED", "goalRunId": "goal-1a2b-000001",
-     "stepNumber": 2, "timestamp": 1732600000123, "goal": "demo", "attempt": 1,
-     "producer": "replica-0"}
+    {"eventId": "<uuid4>", "eventType": "STEP_STARTED", "goalRunId": "...", "tenantId": "...",
+     "timestamp": "2026-12-01T19:51:00.411Z", "stepNumber": 2, "payload": {...}}
 
-- ``eventId`` is a uuid5 of (goalRunId, eventType, stepNumber): an activity retried after it
-  emitted writes the same id again, so a duplicate is recognisable (delivery is at-least-once).
-- ``stepNumber`` is null for goal events.
-- ``timestamp`` is epoch milliseconds (UTC), taken when the event is emitted.
-- Goal events go to ``bytebot.goal.events`` keyed by the goal run id; step events go to
-  ``bytebot.step.events`` keyed ``"<goalRunId>-<stepNumber>"``. One key, one partition, so a
-  key's events keep their order.
-
-Valid order per goal run: GOAL_STARTED, then per step STEP_STARTED before STEP_COMPLETED, then
-exactly one terminal event (GOAL_COMPLETED or GOAL_FAILED); duplicates may repeat an event.
+- ``eventId`` is a fresh uuid4 at every emission: an emit retried after it wrote writes the same
+  event again under a new id, so duplicates are told by content (key, type, step), not by id.
+- ``stepNumber`` appears on step events only.
+- Goal events: topic `GOAL_TOPIC`, key goalRunId; each also gets an audit record on
+  `AUDIT_TOPIC` (key goalRunId, eventType ``goal.<type in lower case>``, its own eventId).
+- Step events: topic `STEP_TOPIC`, key ``<goalRunId>-<stepNumber>`` (a replan reuses keys).
+- Headers: ``event-type``, ``tenant-id``, ``correlation-id`` (the goalRunId) and ``timestamp``
+  (the value's timestamp), all UTF-8 strings.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from standin.models import GoalEventType
-
 GOAL_TOPIC = "bytebot.goal.events"
 STEP_TOPIC = "bytebot.step.events"
-STEP_EVENT_TYPES = frozenset({GoalEventType.STEP_STARTED, GoalEventType.STEP_COMPLETED})
+AUDIT_TOPIC = "bytebot.audit.log"
+TOPICS = (GOAL_TOPIC, STEP_TOPIC, AUDIT_TOPIC)
 
-_EVENT_ID_NAMESPACE = uuid.UUID("6f1b7c52-3f5e-4e5b-9a59-2d6cbbd1e0a1")
+
+def iso_now() -> str:
+    """Now as ByteBot writes it: ISO-8601, milliseconds, ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class GoalEvent(BaseModel):
-    """One event record as it is written to (and read back from) Kafka."""
+class Event(BaseModel):
+    """One record value, as written and read back."""
 
     model_config = ConfigDict(
         frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
     )
 
-    event_id: str = Field(description="uuid5 of (goalRunId, eventType, stepNumber).")
-    event_type: GoalEventType
+    event_id: str
+    event_type: str
     goal_run_id: str
-    step_number: int | None = Field(default=None, description="Null for goal events.")
-    timestamp: int = Field(description="Epoch milliseconds (UTC) when the event was emitted.")
-    goal: str | None = None
-    attempt: int | None = Field(default=None, description="The activity attempt that emitted it.")
-    producer: str | None = Field(default=None, description="The replica that emitted it.")
+    tenant_id: str
+    timestamp: str
+    step_number: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The record key: goalRunId, or ``<goalRunId>-<stepNumber>`` for a step event."""
+        if self.step_number is None:
+            return self.goal_run_id
+        return f"{self.goal_run_id}-{self.step_number}"
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The record headers."""
+        return [
+            ("event-type", self.event_type.encode()),
+            ("tenant-id", self.tenant_id.encode()),
+            ("correlation-id", self.goal_run_id.encode()),
+            ("timestamp", self.timestamp.encode()),
+        ]
 
     def to_json(self) -> bytes:
-        """The record value: camelCase JSON, UTF-8."""
-        return self.model_dump_json(by_alias=True).encode()
+        """The record value (``stepNumber`` left out of goal and audit events)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
     @classmethod
-    def from_json(cls, value: bytes) -> GoalEvent:
+    def from_json(cls, value: bytes) -> Event:
         """Parse a record value."""
         return cls.model_validate_json(value)
 
 
-def event_id(goal_run_id: str, event_type: GoalEventType, step_number: int | None) -> str:
-    """The deterministic id of an event: equal for every re-emission of the same event."""
-    step = "-" if step_number is None else str(step_number)
-    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{goal_run_id}/{event_type.value}/{step}"))
-
-
-def event_key(goal_run_id: str, step_number: int | None) -> str:
-    """The record key: the goal run id, or ``"<goalRunId>-<stepNumber>"`` for step events."""
-    return goal_run_id if step_number is None else f"{goal_run_id}-{step_number}"
-
-
 def make_event(
-    event_type: GoalEventType,
+    event_type: str,
     goal_run_id: str,
+    tenant_id: str,
+    payload: dict[str, Any] | None = None,
     step_number: int | None = None,
-    *,
-    goal: str | None = None,
-    attempt: int | None = None,
-    producer: str | None = None,
-) -> GoalEvent:
-    """Build an event stamped now."""
-    return GoalEvent(
-        event_id=event_id(goal_run_id, event_type, step_number),
+) -> Event:
+    """A new event: fresh uuid4, stamped now."""
+    return Event(
+        event_id=str(uuid.uuid4()),
         event_type=event_type,
         goal_run_id=goal_run_id,
+        tenant_id=tenant_id,
+        timestamp=iso_now(),
         step_number=step_number,
-        timestamp=time.time_ns() // 1_000_000,
-        goal=goal,
-        attempt=attempt,
-        producer=producer,
+        payload=payload or {},
+    )
+
+
+def audit_of(goal_event: Event) -> Event:
+    """The audit record of a goal event: ``goal.<type lower>``, its own id and time."""
+    return make_event(
+        f"goal.{goal_event.event_type.lower()}",
+        goal_event.goal_run_id,
+        goal_event.tenant_id,
+        payload={"sourceEventId": goal_event.event_id, **goal_event.payload},
     )

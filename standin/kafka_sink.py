@@ -1,22 +1,26 @@
 """The replica's one Kafka producer. Only this module writes events to Kafka.
 
-One idempotent producer (acks=all) per worker process, started at boot and shared by every
-activity. Every send is bounded: when the broker cannot be reached the send raises
-`EventSendError` and the activity fails, so Temporal retries it. After a failed send the
-producer is closed and the next send builds a fresh one: an idempotent producer whose batch
-timed out may be left with sequence numbers the broker rejects, and a new producer id is the
-simple way out.
+One idempotent, gzip-compressing producer (acks=all) per worker process, shared by every
+activity. Like ByteBot's (``allowAutoTopicCreation: false``) it never creates a topic: before
+its first send to a topic it checks the topic exists with a metadata request for all topics,
+which (unlike a request naming the topic) cannot trigger the broker's auto-creation.
+
+Every send is bounded by ``send_timeout_s``; a failure raises `EventSendError` and the emit
+activity fails, so Temporal retries it. After a failed send the producer is closed and the
+next send builds a fresh one: an idempotent producer whose batch timed out may be left with
+sequence numbers the broker rejects, and a new producer id is the simple way out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
 
-from standin.events import GOAL_TOPIC, STEP_TOPIC, GoalEvent, event_key
+from standin.events import AUDIT_TOPIC, GOAL_TOPIC, STEP_TOPIC, Event
 
 log = structlog.get_logger(__name__)
 
@@ -25,29 +29,33 @@ class EventSendError(RuntimeError):
     """An event could not be written within the send timeout; a retry may succeed."""
 
 
+@dataclass(frozen=True)
+class Topics:
+    """Where each kind of event goes."""
+
+    goal: str = GOAL_TOPIC
+    step: str = STEP_TOPIC
+    audit: str = AUDIT_TOPIC
+
+
 class KafkaEventSink:
-    """Writes `GoalEvent`s to the goal and step topics through one shared producer."""
+    """Writes `Event`s through one shared producer."""
 
     def __init__(
         self,
         bootstrap: str,
         *,
-        client_id: str = "bytebot-worker",
-        goal_topic: str = GOAL_TOPIC,
-        step_topic: str = STEP_TOPIC,
+        client_id: str = "bytebot-temporal-worker",
+        topics: Topics | None = None,
         send_timeout_s: float = 10.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
-        self.goal_topic = goal_topic
-        self.step_topic = step_topic
+        self.topics = topics or Topics()
         self.send_timeout_s = send_timeout_s
         self._producer: AIOKafkaProducer | None = None
+        self._known_topics: set[str] = set()
         self._lock = asyncio.Lock()
-
-    def topic_for(self, event: GoalEvent) -> str:
-        """The topic an event belongs on."""
-        return self.goal_topic if event.step_number is None else self.step_topic
 
     async def start(self) -> bool:
         """Start the producer now; False (logged) if Kafka cannot be reached yet."""
@@ -58,21 +66,25 @@ class KafkaEventSink:
             return False
         return True
 
-    async def send(self, event: GoalEvent) -> None:
+    async def send(self, topic: str, event: Event) -> None:
         """Write one event and wait for the broker's acknowledgement.
 
         Raises:
-            EventSendError: not acknowledged within ``send_timeout_s``.
+            EventSendError: the topic does not exist, or no acknowledgement in time.
         """
         producer = await self._current()
-        key = event_key(event.goal_run_id, event.step_number).encode()
         try:
             async with asyncio.timeout(self.send_timeout_s):
-                await producer.send_and_wait(self.topic_for(event), event.to_json(), key=key)
+                await self._check_topic(producer, topic)
+                await producer.send_and_wait(
+                    topic, event.to_json(), key=event.key.encode(), headers=event.headers()
+                )
+        except EventSendError:
+            raise
         except Exception as e:  # a timeout, or any client error: a retry decides
             await self._discard(producer)
             raise EventSendError(
-                f"{event.event_type} for {key.decode()} not acknowledged by {self.bootstrap}: {e!r}"
+                f"{event.event_type} for {event.key} not acknowledged by {self.bootstrap}: {e!r}"
             ) from e
 
     async def stop(self) -> None:
@@ -81,6 +93,14 @@ class KafkaEventSink:
             producer, self._producer = self._producer, None
         if producer is not None:
             await _close(producer, self.send_timeout_s)
+
+    async def _check_topic(self, producer: AIOKafkaProducer, topic: str) -> None:
+        if topic in self._known_topics:
+            return
+        cluster = await producer.client.fetch_all_metadata()
+        self._known_topics = set(cluster.topics())
+        if topic not in self._known_topics:
+            raise EventSendError(f"topic {topic} does not exist (topics are not auto-created)")
 
     async def _current(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -91,8 +111,9 @@ class KafkaEventSink:
                 client_id=self.client_id,
                 acks="all",
                 enable_idempotence=True,
-                request_timeout_ms=int(self.send_timeout_s * 1000),
-                retry_backoff_ms=200,
+                compression_type="gzip",
+                request_timeout_ms=max(1000, int(self.send_timeout_s * 1000)),
+                retry_backoff_ms=100,
             )
             try:
                 async with asyncio.timeout(self.send_timeout_s):

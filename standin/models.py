@@ -1,123 +1,128 @@
-"""The stand-in's call envelopes: what goalRunWorkflow and its activities take and return.
+"""The stand-in worker's own envelopes: activity names and inputs, the plan, its defects.
 
-Pure pydantic and the standard library, so the workflow sandbox can pass this module through.
-The expected result of a goal run is a pure function of its input (`expected_output`), so a
-checker can tell a wrong result from a right one without asking the worker.
+Pure pydantic and the standard library (the workflow sandbox passes it through). The activity
+names are ByteBot's (`emitGoalEvent`, `emitStepEvent`: checkers read them from histories);
+`planGoal` and `executeStep` stand for its LLM planning and orchestrator-backed execution.
 """
 
 from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-#: The task queue ByteBot's goal-run workers poll.
-DEFAULT_TASK_QUEUE = "bytebot-goal-runs"
-#: Workflow type name: public API (ByteBot's API, visibility queries and the chaos tool use it).
-GOAL_RUN_WORKFLOW = "goalRunWorkflow"
-#: Activity type names.
-RUN_STEP = "run_step"
-EMIT_GOAL_EVENT = "emit_goal_event"
+from standin.contract import Camel, GoalEventType, StepEventType
 
-
-class Frozen(BaseModel):
-    """Immutable and strict: a typo in an input fails loudly."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+PLAN_GOAL = "planGoal"
+EXECUTE_STEP = "executeStep"
+EMIT_GOAL_EVENT = "emitGoalEvent"
+EMIT_STEP_EVENT = "emitStepEvent"
 
 
 class FaultyMode(StrEnum):
-    """Deliberate defects, so a chaos verdict can be shown to catch real ones. All off by default.
-
-    Each is switched on per process with ``--faulty MODE``.
-    """
+    """Deliberate defects, so a verdict can be shown to catch real ones. All off by default."""
 
     LOSE_EVENTS = "lose-events"
-    """A replica drops the GOAL_COMPLETED event of about half the goal runs."""
+    """emitGoalEvent reports GOAL_COMPLETED written without writing it, for about half the runs."""
     REORDER_EVENTS = "reorder-events"
-    """A replica emits STEP_COMPLETED before STEP_STARTED for about half the steps."""
+    """STEP_COMPLETED is written before STEP_STARTED for about half the steps."""
     FAIL_UNDER_STRESS = "fail-under-stress"
-    """A step retried or much slower than expected fails its goal run, non-retryably."""
+    """A step whose activity is retried or much slower than planned fails its goal run."""
     NO_RESTART = "no-restart"
     """The supervisor never restarts a replica that died (or was held down)."""
     WRONG_RESULT = "wrong-result"
-    """A goal run whose goal is "canary" returns a wrong output."""
+    """About half the COMPLETED results, and every probe's, count one step too many."""
+    STOP_COMMITTING = "stop-committing"
+    """The consumer stays in its group but stops committing after its first minute (scaled)."""
+    STOP_POLLING = "stop-polling"
+    """A replica that lost Temporal once stops its worker for good, yet stays ready (a zombie)."""
 
 
-class GoalRunInput(Frozen):
-    """The input of one goalRunWorkflow."""
-
-    goal_run_id: str = Field(min_length=1, description="ByteBot's id; also the workflow id.")
-    goal: str = Field(default="demo", description='What to do; "canary" marks a checker\'s run.')
-    steps: int = Field(default=3, ge=1, le=50, description="How many step activities to run.")
-    step_seconds: float = Field(default=0.5, ge=0, le=60, description="How long each step works.")
-
-
-class GoalRunResult(Frozen):
-    """What a completed goalRunWorkflow returns."""
-
-    goal_run_id: str
-    goal: str
-    status: Literal["COMPLETED"] = "COMPLETED"
-    steps_completed: int
-    output: str = Field(description="Equals expected_output(goal, steps) when the run was right.")
+WORKER_MODES = frozenset(
+    {
+        FaultyMode.LOSE_EVENTS,
+        FaultyMode.REORDER_EVENTS,
+        FaultyMode.FAIL_UNDER_STRESS,
+        FaultyMode.WRONG_RESULT,
+        FaultyMode.STOP_POLLING,
+    }
+)
 
 
-class StepInput(Frozen):
-    """The input of one run_step activity."""
+def selected(key: str) -> bool:
+    """A stable coin flip for a defect: True for about half the keys, the same on every retry."""
+    return hashlib.sha256(key.encode()).digest()[0] % 2 == 0
 
-    goal_run_id: str
-    goal: str
+
+class StepDecision(Camel):
+    """The argument of `approveStep` / `rejectStep` (all optional: the waiting step is meant)."""
+
+    step_id: str | None = None
+    reason: str | None = None
+
+
+class PlannedStep(Camel):
+    """One step of a plan, as the (stand-in) LLM planner wrote it."""
+
     step_number: int = Field(ge=1)
-    step_seconds: float = Field(ge=0)
+    description: str
+    work_ms: int = Field(ge=0, description="Unscaled time the step works.")
+    high_risk: bool = False
+    skip: bool = False
+    failures: int = Field(default=0, ge=0, description="How many attempts report failure.")
 
 
-class StepResult(Frozen):
-    """What one run_step returns: its share of the goal's output."""
+class Plan(Camel):
+    """What `planGoal` returns."""
 
-    step_number: int
-    output: str
-
-
-class GoalEventType(StrEnum):
-    """Event types on the goal topic and the step topic."""
-
-    GOAL_STARTED = "GOAL_STARTED"
-    GOAL_COMPLETED = "GOAL_COMPLETED"
-    GOAL_FAILED = "GOAL_FAILED"
-    STEP_STARTED = "STEP_STARTED"
-    STEP_COMPLETED = "STEP_COMPLETED"
+    version: int = Field(ge=0, description="0 for the first plan, +1 per replan.")
+    steps: list[PlannedStep] = Field(min_length=1)
 
 
-GoalLevelEvent = Literal[
-    GoalEventType.GOAL_STARTED, GoalEventType.GOAL_COMPLETED, GoalEventType.GOAL_FAILED
-]
-
-
-class GoalEventInput(Frozen):
-    """The input of one emit_goal_event activity (goal-level events only)."""
+class PlanInput(Camel):
+    """The input of `planGoal`."""
 
     goal_run_id: str
-    goal: str
-    event_type: GoalLevelEvent
-    reason: str | None = Field(default=None, description="Why the goal failed (GOAL_FAILED only).")
+    tenant_id: str
+    goal_description: str
+    max_steps: int
+    max_retries: int
+    version: int = 0
 
 
-def step_output(goal: str, step_number: int) -> str:
-    """The right output of one step: ``"{goal}#{step_number}"``."""
-    return f"{goal}#{step_number}"
+class StepInput(Camel):
+    """The input of `executeStep`."""
+
+    goal_run_id: str
+    tenant_id: str
+    step: PlannedStep
+    step_attempt: int = Field(ge=1, description="The workflow's attempt at this step.")
 
 
-def combine_outputs(step_outputs: list[str]) -> str:
-    """The goal's output from its steps' outputs: sha256 hex of them joined by commas."""
-    return hashlib.sha256(",".join(step_outputs).encode()).hexdigest()
+class StepOutcome(Camel):
+    """What `executeStep` returns: the orchestrator's answer."""
+
+    success: bool
+    output: str = ""
+    error: str | None = None
 
 
-def expected_output(goal: str, steps: int) -> str:
-    """The output a correct goal run returns for this input.
+class GoalEventInput(Camel):
+    """The input of `emitGoalEvent`."""
 
-    ``sha256(",".join(f"{goal}#{i}" for i in range(1, steps + 1)).encode()).hexdigest()``
-    """
-    return combine_outputs([step_output(goal, i) for i in range(1, steps + 1)])
+    goal_run_id: str
+    tenant_id: str
+    event_type: GoalEventType
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepEventInput(Camel):
+    """The input of `emitStepEvent`."""
+
+    goal_run_id: str
+    tenant_id: str
+    step_number: int = Field(ge=1)
+    event_type: StepEventType
+    payload: dict[str, Any] = Field(default_factory=dict)

@@ -1,63 +1,62 @@
-"""The stand-in ByteBot (standin/) against a real Temporal dev server and a real Kafka broker.
+"""goalRunWorkflow, its activities and its Kafka records against a real dev server and broker.
 
-In-process workers check goalRunWorkflow, its events and its deliberate defects; one
-``python -m standin up`` process checks the supervisor: restart after SIGKILL, hold-down,
-OOMKilled, the consumer's commits, and that it leaves nothing behind. Topics, event reading
-and the `FlakySink` stand-in are in tests/support/standin_events.py; starting and stopping the
-supervisor, and the memory hog, in tests/support/standin_process.py.
+In-process workers (tests/support/standin_workers.py) in namespace ``bytebot``, each test on
+its own task queue and topics. The supervisor and the replica process have their own file,
+tests/test_standin_deployment.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
-from uuid import uuid4
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
-from temporalio.client import Client, WorkflowFailureError
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from devstack.kafka import KafkaBroker
-from devstack.temporal import TemporalDevServer
-from standin.activities import EventSink, GoalActivities
-from standin.events import event_id
-from standin.goal_run import GoalRunWorkflow
-from standin.kafka_sink import KafkaEventSink
-from standin.models import (
-    GOAL_RUN_WORKFLOW,
-    FaultyMode,
-    GoalEventType,
-    GoalRunInput,
+from devstack.temporal import BYTEBOT_SEARCH_ATTRIBUTES, TemporalDevServer
+from standin.activities import GoalActivities
+from standin.contract import (
+    APPROVE_STEP,
+    CANCEL_GOAL,
+    GET_PROGRESS,
+    NAMESPACE,
+    PAUSE_GOAL,
+    REJECT_STEP,
+    RESUME_GOAL,
     GoalRunResult,
-    expected_output,
+    Progress,
 )
-from standin.state import write_hold
+from standin.models import EXECUTE_STEP, FaultyMode, StepInput, StepOutcome, selected
 from tests.conftest import assert_eventually
 from tests.support.standin_events import (
-    FlakySink,
-    Topics,
+    FailingSink,
+    Lane,
+    WriteThenFailSink,
     by_key,
-    fresh_topics,
-    read_events,
+    fresh_lane,
+    goal_input,
+    read_records,
     run_goal,
+    start_goal,
 )
-from tests.support.standin_process import (
-    Standin,
-    cgroup_pids,
-    start_memory_hog,
-    start_standin,
-    stop_standin,
-)
+from tests.support.standin_workers import WorkerFactory
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(120)
+
+ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+PHASE = SearchAttributeKey.for_keyword("ByteBotPhase")
+STEP_COUNT = SearchAttributeKey.for_int("ByteBotStepCount")
+AWAITING = SearchAttributeKey.for_bool("ByteBotIsAwaitingApproval")
+ERROR_TYPE = SearchAttributeKey.for_keyword("ByteBotErrorType")
+TENANT = SearchAttributeKey.for_keyword("ByteBotTenantId")
 
 
 @pytest.fixture(scope="session")
@@ -67,308 +66,314 @@ def standin_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBro
         yield broker
 
 
-StartWorker = Callable[..., Awaitable[Worker]]
+@pytest.fixture(scope="session")
+async def bytebot(temporal_server: TemporalDevServer) -> Client:
+    """A client of the dev server's ``bytebot`` namespace."""
+    return await Client.connect(
+        temporal_server.address, namespace=NAMESPACE, data_converter=pydantic_data_converter
+    )
 
 
 @pytest.fixture
-async def worker_for(client: Client, standin_kafka: KafkaBroker) -> AsyncIterator[StartWorker]:
-    """Start in-process workers on a test's own task queue and topics (stopped afterwards)."""
-    started: list[tuple[Worker, KafkaEventSink]] = []
-
-    async def start(topics: Topics, *faulty: FaultyMode, sink: EventSink | None = None) -> Worker:
-        kafka = KafkaEventSink(
-            standin_kafka.bootstrap_direct,
-            goal_topic=topics.goal,
-            step_topic=topics.step,
-            send_timeout_s=5,
-        )
-        activities = GoalActivities(sink or kafka, replica="test-worker", faulty=faulty)
-        worker = Worker(
-            client,
-            task_queue=topics.task_queue,
-            workflows=[GoalRunWorkflow],
-            activities=[activities.emit_goal_event, activities.run_step],
-        )
-        asyncio.create_task(worker.run())  # shut down below
-        started.append((worker, kafka))
-        return worker
-
-    yield start
-    for worker, kafka in started:
-        await worker.shutdown()
-        await kafka.stop()
+async def workers(bytebot: Client, standin_kafka: KafkaBroker) -> AsyncIterator[WorkerFactory]:
+    factory = WorkerFactory(bytebot, standin_kafka)
+    yield factory
+    await factory.close()
 
 
-# --- goalRunWorkflow and its events ---------------------------------------------------------
+@pytest.fixture
+async def lane(standin_kafka: KafkaBroker) -> Lane:
+    return await fresh_lane(standin_kafka)
 
 
-async def test_goal_run_completes_with_expected_result_and_events_in_order(
-    client: Client, standin_kafka: KafkaBroker, worker_for: StartWorker
+async def records_of(broker: KafkaBroker, lane: Lane) -> dict[str, list[str]]:
+    topics = lane.topics
+    return by_key(await read_records(broker.bootstrap_direct, topics.goal, topics.step))
+
+
+async def attributes(handle: WorkflowHandle[Any, Any]) -> Any:
+    return (await handle.describe()).typed_search_attributes
+
+
+# --- the namespace ---------------------------------------------------------------------------
+
+
+async def test_the_dev_server_registers_bytebots_search_attributes_in_its_namespace(
+    bytebot: Client,
 ) -> None:
-    topics = fresh_topics()
-    await worker_for(topics)
-    goal_run = GoalRunInput(goal_run_id=f"goal-{uuid4().hex[:8]}", steps=3, step_seconds=0.1)
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
-    result = await run_goal(client, topics, goal_run)
-
-    assert result.status == "COMPLETED" and result.steps_completed == 3
-    assert result.output == expected_output("demo", 3)
-    records = await read_events(standin_kafka.bootstrap_direct, topics.goal, topics.step)
-    gid = goal_run.goal_run_id
-    assert by_key(records) == {
-        gid: [GoalEventType.GOAL_STARTED, GoalEventType.GOAL_COMPLETED],
-        **{
-            f"{gid}-{n}": [GoalEventType.STEP_STARTED, GoalEventType.STEP_COMPLETED]
-            for n in (1, 2, 3)
-        },
-    }
-    for r in records:
-        assert r.event.goal_run_id == gid
-        assert r.event.event_id == event_id(gid, r.event.event_type, r.event.step_number)
-        assert (r.topic == topics.goal) == (r.event.step_number is None)
-    in_time = sorted(records, key=lambda r: r.event.timestamp)  # epoch ms, taken when emitted
-    assert in_time[0].event.event_type == GoalEventType.GOAL_STARTED
-    assert in_time[-1].event.event_type == GoalEventType.GOAL_COMPLETED
-    assert abs(in_time[0].event.timestamp / 1000 - time.time()) < 60
-
-
-async def test_faulty_worker_loses_events_reorders_steps_and_returns_a_wrong_canary_result(
-    client: Client, standin_kafka: KafkaBroker, worker_for: StartWorker
-) -> None:
-    topics = fresh_topics()
-    await worker_for(
-        topics, FaultyMode.LOSE_EVENTS, FaultyMode.REORDER_EVENTS, FaultyMode.WRONG_RESULT
+    listed = await bytebot.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=NAMESPACE)
     )
-    runs = [
-        GoalRunInput(
-            goal_run_id=f"goal-faulty-{i}",
-            goal="canary" if i == 0 else "demo",
-            steps=4,
-            step_seconds=0,
+    assert set(BYTEBOT_SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
+
+
+# --- results and records ---------------------------------------------------------------------
+
+
+async def test_goal_run_completes_with_the_contract_result_and_records(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
+) -> None:
+    await workers.start(lane)
+    goal = goal_input("demo [steps=3] [step-ms=100]")
+    handle = await start_goal(bytebot, lane, goal)
+
+    result = await handle.result()
+
+    assert (result.status, result.steps_completed, result.goal_run_id) == (
+        "COMPLETED",
+        3,
+        goal.goal_run_id,
+    )
+    assert ISO_MS_Z.match(result.completed_at) and result.total_duration_ms > 0
+    sa = await attributes(handle)
+    assert (sa.get(PHASE), sa.get(STEP_COUNT), sa.get(TENANT)) == ("COMPLETED", 3, "tenant-test")
+    topics = lane.topics
+    records = await read_records(
+        standin_kafka.bootstrap_direct, topics.goal, topics.step, topics.audit
+    )
+    gid = goal.goal_run_id
+    keyed: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        keyed.setdefault((r.topic, r.key), []).append(r.event.event_type)
+    assert keyed == {
+        (topics.goal, gid): ["GOAL_STARTED", "GOAL_COMPLETED"],
+        (topics.audit, gid): ["goal.goal_started", "goal.goal_completed"],
+        **{(topics.step, f"{gid}-{n}"): ["STEP_STARTED", "STEP_COMPLETED"] for n in (1, 2, 3)},
+    }
+    assert len({r.event.event_id for r in records}) == len(records)
+    for r in records:
+        assert uuid.UUID(r.event.event_id).version == 4
+        assert ISO_MS_Z.match(r.event.timestamp)
+        assert (r.event.goal_run_id, r.event.tenant_id) == (gid, "tenant-test")
+        assert r.headers == {
+            "event-type": r.event.event_type,
+            "tenant-id": "tenant-test",
+            "correlation-id": gid,
+            "timestamp": r.event.timestamp,
+        }
+        assert (r.event.step_number is not None) == (r.topic == topics.step)
+
+
+async def test_a_step_that_fails_for_good_completes_the_run_with_status_failed(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
+) -> None:
+    await workers.start(lane)
+    goal = goal_input(
+        "doomed [fail] [steps=2] [step-ms=50]", constraints={"maxRetries": 1, "maxReplans": 1}
+    )
+    handle = await start_goal(bytebot, lane, goal)
+
+    result = await handle.result()
+
+    assert result.status == "FAILED" and result.error_details is not None
+    assert (result.error_details.error_type, result.error_details.failed_step) == ("STEP_FAILED", 1)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    sa = await attributes(handle)
+    assert (sa.get(PHASE), sa.get(ERROR_TYPE)) == ("FAILED", "STEP_FAILED")
+    keyed = await records_of(standin_kafka, lane)
+    gid = goal.goal_run_id
+    assert keyed[gid] == ["GOAL_STARTED", "GOAL_FAILED"]
+    assert keyed[f"{gid}-1"] == ["STEP_STARTED", "STEP_FAILED"] * 4  # 2 attempts x 2 plans
+
+
+async def test_retries_replans_and_skips_follow_bytebots_lifecycles(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
+) -> None:
+    await workers.start(lane)
+    flaky, replan, skip = (
+        goal_input(d, constraints={"maxRetries": 1})
+        for d in (
+            "f [flaky] [steps=2] [step-ms=50]",
+            "r [replan] [steps=2] [step-ms=50]",
+            "s [skip] [steps=3] [step-ms=50]",
         )
-        for i in range(8)
+    )
+
+    results = await asyncio.gather(*(run_goal(bytebot, lane, g) for g in (flaky, replan, skip)))
+
+    assert [(r.status, r.steps_completed) for r in results] == [
+        ("COMPLETED", 2),
+        ("COMPLETED", 2),
+        ("COMPLETED", 3),
+    ]
+    keyed = await records_of(standin_kafka, lane)
+    ok = ["STEP_STARTED", "STEP_COMPLETED"]
+    assert keyed[f"{flaky.goal_run_id}-1"] == ["STEP_STARTED", "STEP_FAILED", *ok]
+    # the first plan's step 1 fails both attempts; the second plan starts at 1 again
+    assert keyed[f"{replan.goal_run_id}-1"] == ["STEP_STARTED", "STEP_FAILED"] * 2 + ok
+    assert keyed[f"{replan.goal_run_id}-2"] == ok
+    assert keyed[f"{skip.goal_run_id}-2"] == ["STEP_SKIPPED"]
+
+
+async def test_a_retried_emit_writes_the_event_again_under_a_new_id(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
+) -> None:
+    await workers.start(lane, wrap_sink=lambda s: WriteThenFailSink(s, "GOAL_STARTED"))
+    goal = goal_input("demo [steps=1] [step-ms=10]")
+    handle = await start_goal(bytebot, lane, goal)
+
+    assert (await handle.result()).status == "COMPLETED"
+
+    records = await read_records(standin_kafka.bootstrap_direct, lane.topics.goal)
+    started = [r.event for r in records if r.event.event_type == "GOAL_STARTED"]
+    assert len(started) == 2 and started[0].event_id != started[1].event_id
+    history = await handle.fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert 2 in attempts  # the emitGoalEvent that had written was retried
+
+
+async def test_a_terminal_event_whose_emit_fails_is_swallowed_and_the_result_returned(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
+) -> None:
+    await workers.start(lane, wrap_sink=lambda s: FailingSink(s, "GOAL_COMPLETED"))
+    goal = goal_input("demo [steps=1] [step-ms=10]")
+
+    result = await run_goal(bytebot, lane, goal)
+
+    assert (result.status, result.steps_completed) == ("COMPLETED", 1)
+    assert (await records_of(standin_kafka, lane))[goal.goal_run_id] == ["GOAL_STARTED"]
+
+
+async def test_a_run_waiting_for_approval_stays_idle_until_approved(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
+) -> None:
+    await workers.start(lane)
+    goal = goal_input("risky [high-risk] [steps=2] [step-ms=50]")
+    handle = await start_goal(bytebot, lane, goal)
+
+    async def waiting() -> int:
+        described = await handle.describe()
+        sa = described.typed_search_attributes
+        assert (sa.get(PHASE), sa.get(AWAITING)) == ("AWAITING_APPROVAL", True)
+        assert not described.raw_description.pending_activities
+        return described.history_length
+
+    length = await assert_eventually(waiting, timeout_s=20)
+    await asyncio.sleep(1.5)
+    assert await waiting() == length  # idle by design: the history does not grow
+    progress = await handle.query(GET_PROGRESS, result_type=Progress)
+    assert progress.is_awaiting_approval and progress.current_step == 2
+
+    await handle.signal(APPROVE_STEP)
+    result = await handle.result()
+
+    assert (result.status, result.steps_completed) == ("COMPLETED", 2)
+    assert (await attributes(handle)).get(AWAITING) is False
+    keyed = await records_of(standin_kafka, lane)
+    assert keyed[f"{goal.goal_run_id}-2"] == [
+        "STEP_APPROVAL_REQUESTED",
+        "STEP_APPROVED",
+        "STEP_STARTED",
+        "STEP_COMPLETED",
     ]
 
-    results = await asyncio.gather(*(run_goal(client, topics, r) for r in runs))
 
-    assert results[0].output != expected_output("canary", 4)  # wrong-result
-    assert all(r.output == expected_output("demo", 4) for r in results[1:])
-    goals = by_key(await read_events(standin_kafka.bootstrap_direct, topics.goal))
-    lost = [r.goal_run_id for r in runs if GoalEventType.GOAL_COMPLETED not in goals[r.goal_run_id]]
-    assert 0 < len(lost) < len(runs)  # lose-events: some completed runs have no GOAL_COMPLETED
-    steps = list(by_key(await read_events(standin_kafka.bootstrap_direct, topics.step)).values())
-    backwards = [GoalEventType.STEP_COMPLETED, GoalEventType.STEP_STARTED]
-    reordered = [v for v in steps if v == backwards]
-    assert 0 < len(reordered) < len(steps)  # reorder-events
-
-
-@pytest.mark.parametrize("faulty", [False, True], ids=["graceful", "fail-under-stress"])
-async def test_a_retried_step_is_survived_unless_the_worker_fails_under_stress(
-    client: Client, standin_kafka: KafkaBroker, worker_for: StartWorker, faulty: bool
+async def test_reject_skips_the_step_and_pause_resume_and_cancel_take_effect(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
 ) -> None:
-    topics = fresh_topics()
-    sink = FlakySink(
-        KafkaEventSink(
-            standin_kafka.bootstrap_direct, goal_topic=topics.goal, step_topic=topics.step
-        )
-    )
-    modes = [FaultyMode.FAIL_UNDER_STRESS] if faulty else []
-    await worker_for(topics, *modes, sink=sink)
-    goal_run = GoalRunInput(goal_run_id=f"goal-{uuid4().hex[:8]}", steps=3, step_seconds=0)
+    await workers.start(lane)
+    rejected = await start_goal(bytebot, lane, goal_input("r [high-risk] [steps=2] [step-ms=50]"))
+    paused = await start_goal(bytebot, lane, goal_input("p [steps=3] [step-ms=400]"))
+    cancelled = await start_goal(bytebot, lane, goal_input("c [steps=3] [step-ms=400]"))
+    await paused.signal(PAUSE_GOAL)
+    await cancelled.signal(CANCEL_GOAL)
 
-    if not faulty:
-        result = await run_goal(client, topics, goal_run)
-        assert result.output == expected_output("demo", 3)
-        terminal = GoalEventType.GOAL_COMPLETED
-    else:
-        with pytest.raises(WorkflowFailureError) as failure:
-            await run_goal(client, topics, goal_run)
-        assert isinstance(failure.value.cause, ApplicationError)
-        assert failure.value.cause.type == "GoalFailed"
-        terminal = GoalEventType.GOAL_FAILED
-    await sink.inner.stop()
-    keyed = by_key(await read_events(standin_kafka.bootstrap_direct, topics.goal))
-    assert keyed[goal_run.goal_run_id] == [GoalEventType.GOAL_STARTED, terminal]
+    async def phase_of(handle: WorkflowHandle[Any, Any], phase: str) -> None:
+        assert (await attributes(handle)).get(PHASE) == phase
 
+    await assert_eventually(lambda: phase_of(rejected, "AWAITING_APPROVAL"))
+    await rejected.signal(REJECT_STEP)
+    await assert_eventually(lambda: phase_of(paused, "PAUSED"))
+    await paused.signal(RESUME_GOAL)
 
-# --- the supervisor -------------------------------------------------------------------------
+    done: list[GoalRunResult] = [await h.result() for h in (rejected, paused, cancelled)]
 
-
-@pytest.fixture(scope="module")
-async def standin(
-    temporal_server: TemporalDevServer,
-    standin_kafka: KafkaBroker,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Standin]:
-    """Two replicas, the consumer and a light load (2 goal runs/s); all replicas ready."""
-    up = start_standin(
-        tmp_path_factory.mktemp("standin") / "state",
-        temporal_server,
-        standin_kafka,
-        *("--rate", "2", "--steps", "2", "--step-seconds", "0.2", "--canary-every", "3"),
-    )
-    try:
-        await assert_eventually(up.all_ready, timeout_s=20)
-        yield up
-    finally:
-        stop_standin(up)
+    assert [(r.status, r.steps_completed) for r in done[:2]] == [("COMPLETED", 2)] * 1 + [
+        ("COMPLETED", 3)
+    ]
+    assert done[2].status == "CANCELLED"
+    assert (await attributes(cancelled)).get(PHASE) == "CANCELLED"
+    keyed = await records_of(standin_kafka, lane)
+    assert keyed[f"{rejected.id}-2"] == ["STEP_APPROVAL_REQUESTED", "STEP_REJECTED", "STEP_SKIPPED"]
+    assert keyed[paused.id] == ["GOAL_STARTED", "GOAL_PAUSED", "GOAL_RESUMED", "GOAL_COMPLETED"]
+    assert keyed[cancelled.id] == ["GOAL_STARTED", "GOAL_CANCELLED"]
 
 
-async def test_replicas_run_with_their_own_addresses_cgroups_and_limits(
-    standin: Standin, standin_kafka: KafkaBroker
+async def test_the_capability_probe_runs_one_step_without_planning(
+    bytebot: Client, workers: WorkerFactory, lane: Lane
 ) -> None:
-    state = standin.all_ready()
-    assert [r.name for r in state.replicas] == ["replica-0", "replica-1"]
-    for r in state.replicas:
-        assert r.kafka_bootstrap == standin_kafka.bootstrap_chaos and r.restarts == 0
-        if state.cgroups:
-            assert r.cgroup is not None and r.cgroup.memory is not None
-            assert r.pid in cgroup_pids(Path(r.cgroup.memory))
-            assert r.cgroup.memory_limit_bytes == 256 * 1024 * 1024
+    await workers.start(lane)
+    goal = goal_input("capability probe", mode="CAPABILITY_PROBE", constraints={"maxSteps": 1})
+    handle = await start_goal(bytebot, lane, goal)
 
-
-async def test_killed_replica_is_restarted_and_its_goal_run_completes(
-    standin: Standin, client: Client
-) -> None:
-    goal_run = GoalRunInput(goal_run_id=f"goal-{uuid4().hex[:8]}", steps=3, step_seconds=1.0)
-    handle = await client.start_workflow(
-        GOAL_RUN_WORKFLOW,
-        goal_run,
-        id=goal_run.goal_run_id,
-        task_queue=standin.topics.task_queue,
-        result_type=GoalRunResult,
-    )
-
-    async def running_step() -> str:
-        pending = (await handle.describe()).raw_description.pending_activities
-        assert pending and pending[0].last_worker_identity, "no step running yet"
-        return pending[0].last_worker_identity
-
-    name, pid = (await assert_eventually(running_step, timeout_s=10)).split("/")
-    before = next(r for r in standin.state().replicas if r.name == name)
-    assert before.pid == int(pid)
-    killed_at = time.monotonic()
-    os.kill(int(pid), signal.SIGKILL)
-
-    def restarted() -> float:
-        r = next(r for r in standin.state().replicas if r.name == name)
-        assert r.ready and r.pid != before.pid and r.restarts == before.restarts + 1
-        assert (r.last_exit_code, r.last_exit_reason) == (137, "Killed")
-        return time.monotonic() - killed_at
-
-    restart_s = await assert_eventually(restarted, timeout_s=10, interval_s=0.05)
-    assert restart_s < 8  # backoff 0.5 s + a replica start (~0.6 s idle; more under load)
     result = await handle.result()
-    assert result.output == expected_output(goal_run.goal, goal_run.steps)
+
+    assert (result.status, result.steps_completed) == ("COMPLETED", 1)
+    history = await handle.fetch_history()
+    kinds = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert "planGoal" not in kinds and kinds.count("executeStep") == 1
 
 
-async def test_hold_file_keeps_a_replica_down_until_it_expires(standin: Standin) -> None:
-    before = next(r for r in standin.all_ready().replicas if r.name == "replica-1")
-    until = time.time() + 3
-    write_hold(standin.dir.root, "replica-1", until)
-
-    def held() -> None:
-        r = standin.state().replicas[1]
-        assert (r.phase, r.pid, r.ready, r.held_until) == ("Held", None, False, until)
-
-    await assert_eventually(held, timeout_s=5, interval_s=0.05)
-    with pytest.raises(ProcessLookupError):
-        os.kill(before.pid or 0, 0)
-    await asyncio.sleep(max(0.0, until - time.time() - 0.5))
-    held()  # still down just before the hold ends
-
-    def back() -> None:
-        r = standin.state().replicas[1]
-        assert r.ready and r.restarts == before.restarts + 1 and r.held_until is None
-
-    await assert_eventually(back, timeout_s=6, interval_s=0.05)
-    assert time.time() >= until
+# --- deliberate defects -------------------------------------------------------------------------
 
 
-async def test_consumer_group_commits_offsets_and_its_lag_drains(
-    standin: Standin, client: Client, standin_kafka: KafkaBroker
+async def test_lose_reorder_and_wrong_result_modes_do_what_they_say(
+    bytebot: Client, standin_kafka: KafkaBroker, workers: WorkerFactory, lane: Lane
 ) -> None:
-    goal_run = GoalRunInput(goal_run_id=f"goal-{uuid4().hex[:8]}", steps=2, step_seconds=0)
-    await run_goal(client, standin.topics, goal_run)
-    topics = (standin.topics.goal, standin.topics.step)
-    admin = AIOKafkaAdminClient(bootstrap_servers=standin_kafka.bootstrap_direct)
-    await admin.start()
-    consumer = AIOKafkaConsumer(bootstrap_servers=standin_kafka.bootstrap_direct)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in range(standin_kafka.num_partitions)]
-        ends = await consumer.end_offsets(parts)  # every event of goal_run is below these
-        assert sum(ends.values()) >= 6
+    modes = (FaultyMode.LOSE_EVENTS, FaultyMode.REORDER_EVENTS, FaultyMode.WRONG_RESULT)
+    await workers.start(lane, *modes)
+    goals = [goal_input("demo [steps=4] [step-ms=10]") for _ in range(8)]
+    probe = goal_input("probe", mode="CAPABILITY_PROBE", constraints={"maxSteps": 1})
 
-        async def caught_up() -> None:
-            offsets = await admin.list_consumer_group_offsets("bytebot-consumers")
-            committed = {tp: o.offset for tp, o in offsets.items() if tp.topic in topics}
-            behind = {tp: end for tp, end in ends.items() if committed.get(tp, -1) < end}
-            assert not behind, (committed, ends)
+    results = await asyncio.gather(*(run_goal(bytebot, lane, g) for g in [*goals, probe]))
 
-        await assert_eventually(caught_up, timeout_s=15)
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def test_replica_killed_by_the_oom_killer_is_reported_oomkilled(standin: Standin) -> None:
-    state = standin.all_ready()
-    if not state.cgroups:
-        pytest.skip("no memory cgroup on this machine")
-    target = state.replicas[0]
-    assert target.cgroup is not None and target.cgroup.memory is not None
-    hog = start_memory_hog(Path(target.cgroup.memory), target.pid or 0, mib=200)
-    try:
-
-        def oom_killed() -> None:
-            r = standin.state().replicas[0]
-            assert (r.last_exit_code, r.last_exit_reason) == (137, "OOMKilled")
-            assert r.restarts >= target.restarts + 1
-            assert r.cgroup is not None and r.cgroup.oom_kills >= 1
-
-        await assert_eventually(oom_killed, timeout_s=15, interval_s=0.05)
-    finally:
-        hog.kill()
-        hog.wait()
-    await assert_eventually(standin.all_ready, timeout_s=10)
-
-
-async def test_load_survives_every_fault_without_a_failed_or_wrong_goal_run(
-    standin: Standin,
-) -> None:
-    """Runs after the kill, hold-down and OOM tests: the load ran through all of them."""
-
-    def stats() -> dict[str, int | str]:
-        loaded: dict[str, int | str] = json.loads((standin.dir.root / "load.json").read_text())
-        assert int(loaded["completed"]) >= 10, loaded
-        return loaded
-
-    loaded = await assert_eventually(stats, timeout_s=10)
-    assert (loaded["failed"], loaded["wrong_results"], loaded["start_errors"]) == (0, 0, 0)
-    assert str(loaded["id_prefix"]).startswith("goal-")
-
-
-async def test_no_restart_mode_leaves_a_killed_replica_dead(
-    temporal_server: TemporalDevServer, standin_kafka: KafkaBroker, tmp_path: Path
-) -> None:
-    up = start_standin(
-        tmp_path / "state",
-        temporal_server,
-        standin_kafka,
-        "--faulty",
-        "no-restart",
-        "--no-consumer",
-        "--no-load",
-        replicas=1,
+    assert all(r.status == "COMPLETED" for r in results)
+    assert results[-1].steps_completed == 2  # every probe result is wrong
+    wrong = [g.goal_run_id for g, r in zip(goals, results, strict=False) if r.steps_completed == 5]
+    assert wrong == [g.goal_run_id for g in goals if selected(g.goal_run_id)]
+    assert 0 < len(wrong) < len(goals)
+    await asyncio.sleep(20 * 0.05 + 0.5)  # held STEP_STARTEDs are released by then
+    keyed = await records_of(standin_kafka, lane)
+    lost = [g.goal_run_id for g in goals if "GOAL_COMPLETED" not in keyed[g.goal_run_id]]
+    assert lost == [g.goal_run_id for g in goals if selected(g.goal_run_id)] and lost
+    steps = [keyed[f"{g.goal_run_id}-{n}"] for g in goals for n in range(1, 5)]
+    backwards = [v for v in steps if v == ["STEP_COMPLETED", "STEP_STARTED"]]
+    assert 0 < len(backwards) < len(steps)
+    assert all(
+        v in (["STEP_STARTED", "STEP_COMPLETED"], ["STEP_COMPLETED", "STEP_STARTED"]) for v in steps
     )
-    try:
-        pid = (await assert_eventually(up.all_ready, timeout_s=20)).replicas[0].pid
-        os.kill(pid or 0, signal.SIGKILL)
-        await assert_eventually(lambda: up.state().replicas[0].phase == "Dead", timeout_s=5)
-        await asyncio.sleep(1.5)  # three restart backoffs
-        r = up.state().replicas[0]
-        assert (r.phase, r.pid, r.restarts, r.last_exit_reason) == ("Dead", None, 0, "Killed")
-        assert json.loads(up.dir.state_file.read_text())["faulty"] == ["no-restart"]
-    finally:
-        stop_standin(up)
+
+
+@pytest.mark.parametrize("faulty", [False, True], ids=["healthy", "fail-under-stress"])
+async def test_a_retried_step_activity_is_survived_unless_the_worker_fails_under_stress(
+    bytebot: Client, workers: WorkerFactory, lane: Lane, faulty: bool
+) -> None:
+    def first_attempt_lost(acts: GoalActivities) -> list[Any]:
+        @activity.defn(name=EXECUTE_STEP)
+        async def execute_step(request: StepInput) -> StepOutcome:
+            if activity.info().attempt == 1:  # as if its replica had died
+                raise ApplicationError("worker lost", type="WorkerLost")
+            return await acts.execute_step(request)
+
+        return [acts.plan_goal, execute_step, acts.emit_goal_event, acts.emit_step_event]
+
+    modes = [FaultyMode.FAIL_UNDER_STRESS] if faulty else []
+    await workers.start(lane, *modes, replace=first_attempt_lost)
+
+    result = await run_goal(bytebot, lane, goal_input("demo [steps=1] [step-ms=10]"))
+
+    if faulty:
+        assert result.status == "FAILED" and result.error_details is not None
+        assert result.error_details.error_type == "StepDegraded"
+    else:
+        assert (result.status, result.steps_completed) == ("COMPLETED", 1)

@@ -1,9 +1,9 @@
-"""The stand-in ByteBot's goal runs and Kafka events, as its tests drive and read them.
+"""The stand-in ByteBot's goal runs and Kafka records, as its tests drive and read them.
 
-Per-test task queues and topics (`Topics`), running one goalRunWorkflow, reading every event
-back from a real broker, and `FlakySink`, a test-side stand-in for a Kafka outage. The workers
-themselves are started by the tests' fixtures; nothing here writes to Kafka but `FlakySink`
-passing events on to the real sink.
+Per-test task queues and topics (`Lane`, created on the real broker before a worker writes:
+the producer does not create topics), running one goalRunWorkflow in namespace ``bytebot``,
+reading every record back with its headers, and `WriteThenFailSink`, a test hook that makes an
+emit fail after it wrote (so Temporal retries an emit that had already written).
 """
 
 from __future__ import annotations
@@ -12,43 +12,55 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import uuid4
 
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
-from temporalio.client import Client
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from temporalio.client import Client, WorkflowHandle
 
-from standin.events import GoalEvent
-from standin.kafka_sink import EventSendError, KafkaEventSink
-from standin.models import GOAL_RUN_WORKFLOW, GoalEventType, GoalRunInput, GoalRunResult
+from devstack.kafka import KafkaBroker
+from standin.contract import GOAL_RUN_WORKFLOW, GoalRunInput, GoalRunResult
+from standin.events import Event
+from standin.kafka_sink import EventSendError, KafkaEventSink, Topics
 
 
 @dataclass(frozen=True)
-class Topics:
+class Lane:
     """A test's own task queue and topics."""
 
     task_queue: str
-    goal: str
-    step: str
+    topics: Topics
+
+    def env(self) -> dict[str, str]:
+        """The replica environment that points a worker at this lane."""
+        return {
+            "TEMPORAL_TASK_QUEUE": self.task_queue,
+            "BYTEBOT_GOAL_TOPIC": self.topics.goal,
+            "BYTEBOT_STEP_TOPIC": self.topics.step,
+            "BYTEBOT_AUDIT_TOPIC": self.topics.audit,
+        }
 
 
-def fresh_topics() -> Topics:
-    """Names no other test uses."""
+async def fresh_lane(broker: KafkaBroker) -> Lane:
+    """Names no other test uses, with the three topics created."""
     tag = uuid4().hex[:8]
-    return Topics(f"tq-{tag}", f"goal-events-{tag}", f"step-events-{tag}")
+    lane = Lane(f"tq-{tag}", Topics(f"goal-{tag}", f"step-{tag}", f"audit-{tag}"))
+    await broker.create_topics((lane.topics.goal, lane.topics.step, lane.topics.audit))
+    return lane
 
 
 @dataclass(frozen=True)
 class Record:
-    """One event as read back from Kafka."""
+    """One record as read back from Kafka."""
 
     topic: str
     partition: int
     offset: int
     key: str
-    event: GoalEvent
+    headers: dict[str, str]
+    event: Event
 
 
-async def read_events(bootstrap: str, *topics: str) -> list[Record]:
-    """Every record now in ``topics``, in partition order."""
+async def read_records(bootstrap: str, *topics: str) -> list[Record]:
+    """Every record now in ``topics``, in (topic, partition, offset) order."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -71,48 +83,78 @@ async def read_events(bootstrap: str, *topics: str) -> list[Record]:
                         tp.partition,
                         m.offset,
                         m.key.decode(),
-                        GoalEvent.from_json(m.value),
+                        {k: v.decode() for k, v in m.headers},
+                        Event.from_json(m.value),
                     )
                     for m in batch
                 ]
-        return records
+        return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
     finally:
         await consumer.stop()
 
 
-def by_key(records: list[Record]) -> dict[str, list[GoalEventType]]:
+def by_key(records: list[Record]) -> dict[str, list[str]]:
     """Each key's event types in offset order."""
-    keyed: dict[str, list[GoalEventType]] = {}
-    for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+    keyed: dict[str, list[str]] = {}
+    for r in records:
         keyed.setdefault(r.key, []).append(r.event.event_type)
     return keyed
 
 
-async def run_goal(client: Client, topics: Topics, goal_run: GoalRunInput) -> GoalRunResult:
-    """Execute one goalRunWorkflow on the test's task queue."""
-    return await client.execute_workflow(
+def goal_input(description: str = "demo [steps=3] [step-ms=200]", **kw: object) -> GoalRunInput:
+    """A well-formed GoalRunInput with a fresh goalRunId."""
+    fields: dict[str, object] = {
+        "goalRunId": f"goal-{uuid4().hex[:10]}",
+        "tenantId": "tenant-test",
+        "userId": "user-test",
+        "goalDescription": description,
+        **kw,
+    }
+    return GoalRunInput.model_validate(fields)
+
+
+async def start_goal(
+    client: Client, lane: Lane, goal: GoalRunInput
+) -> WorkflowHandle[..., GoalRunResult]:
+    """Start one goalRunWorkflow (workflow id = goalRunId) on the lane's task queue."""
+    return await client.start_workflow(
         GOAL_RUN_WORKFLOW,
-        goal_run,
-        id=goal_run.goal_run_id,
-        task_queue=topics.task_queue,
+        goal,
+        id=goal.goal_run_id,
+        task_queue=lane.task_queue,
         result_type=GoalRunResult,
-        execution_timeout=timedelta(seconds=60),
+        execution_timeout=timedelta(seconds=120),
     )
 
 
-class FlakySink:
-    """Test-side stand-in for a Kafka outage: fails the first STEP_COMPLETED of step 2."""
+async def run_goal(client: Client, lane: Lane, goal: GoalRunInput) -> GoalRunResult:
+    """Execute one goalRunWorkflow to its result."""
+    return await (await start_goal(client, lane, goal)).result()
 
-    def __init__(self, inner: KafkaEventSink) -> None:
+
+class WriteThenFailSink:
+    """Test hook: the first send of ``event_type`` writes, then raises as if unacknowledged."""
+
+    def __init__(self, inner: KafkaEventSink, event_type: str) -> None:
         self.inner = inner
-        self.failed = False
+        self.event_type = event_type
+        self.tripped = False
 
-    async def send(self, event: GoalEvent) -> None:
-        if (
-            event.event_type == GoalEventType.STEP_COMPLETED
-            and event.step_number == 2
-            and not self.failed
-        ):
-            self.failed = True
-            raise EventSendError("simulated outage")
-        await self.inner.send(event)
+    async def send(self, topic: str, event: Event) -> None:
+        await self.inner.send(topic, event)
+        if event.event_type == self.event_type and not self.tripped:
+            self.tripped = True
+            raise EventSendError("written, but the acknowledgement was lost (test hook)")
+
+
+class FailingSink:
+    """Test hook: every send of ``event_types`` fails (a Kafka path that stays broken)."""
+
+    def __init__(self, inner: KafkaEventSink, *event_types: str) -> None:
+        self.inner = inner
+        self.event_types = event_types
+
+    async def send(self, topic: str, event: Event) -> None:
+        if event.event_type in self.event_types:
+            raise EventSendError("unreachable (test hook)")
+        await self.inner.send(topic, event)

@@ -1,9 +1,10 @@
-"""The supervisor's state directory: the stand-in's "Kubernetes API". Files only, no processes.
+"""The supervisor's state directory: the local Deployment's "Kubernetes API". Files only.
 
     <state-dir>/state.json          the replicas as the supervisor sees them (atomically replaced)
     <state-dir>/hold/<replica>      {"until": <epoch s>}: keep that replica down until then
-    <state-dir>/ready/<replica>     a replica's ready marker (written by the replica itself)
     <state-dir>/logs/<replica>.log  a replica's stdout and stderr, across restarts
+
+Readiness is the supervisor's own verdict from its probes; a replica writes nothing here.
 
 Times are epoch seconds (UTC, float). A hold file is honoured only while ``until`` lies in the
 future: the supervisor never waits on a fault's creator to end the fault. Write hold files
@@ -29,9 +30,9 @@ class ReplicaPhase(StrEnum):
     """Where a replica is in its life, in pod-like words."""
 
     STARTING = "Starting"
-    """The process runs; its worker does not poll yet."""
+    """The process runs; its readiness probe has not passed (yet, or any more)."""
     READY = "Ready"
-    """The process runs and its worker polls."""
+    """The process runs and its readiness probe passes."""
     HELD = "Held"
     """A hold file keeps it down (pod-failure)."""
     RESTARTING = "Restarting"
@@ -63,11 +64,29 @@ class ReplicaStatus(BaseModel):
     index: int
     phase: ReplicaPhase
     pid: int | None = Field(default=None, description="The live process; None while it is down.")
-    ready: bool = Field(default=False, description="The process lives and its ready marker exists.")
+    ready: bool = Field(default=False, description="The process lives and its probe passes.")
+    pid_start_ticks: int | None = Field(
+        default=None,
+        description="The pid's start time (/proc stat field 22): pid + this = one process.",
+    )
+    identity_hint: str | None = Field(
+        default=None,
+        description="The SDK's default worker identity for this pid: <pid>@<hostname>.",
+    )
+    http_port: int = Field(description="The replica's HTTP_PORT ({http_port}).")
+    metrics_port: int = Field(description="The replica's METRICS_PORT ({metrics_port}).")
+    command: list[str] = Field(default_factory=list, description="The argv it was started with.")
     started_at: float | None = Field(
         default=None, description="When the current process was started."
     )
     ready_at: float | None = Field(default=None, description="When it was first seen ready.")
+    ready_since: float | None = Field(
+        default=None, description="Since when it is ready without interruption; None if not."
+    )
+    next_start_at: float | None = Field(
+        default=None, description="While Restarting: when the back-off ends."
+    )
+    consecutive_crashes: int = Field(default=0, description="Drives the restart back-off.")
     restarts: int = Field(
         default=0, description="Starts after the first one (a pod's restartCount)."
     )
@@ -99,7 +118,9 @@ class SupervisorState(BaseModel):
     updated_at: float
     namespace: str
     task_queue: str
-    faulty: list[str] = Field(default_factory=list)
+    faulty: list[str] = Field(default_factory=list, description="Defects asked of the stand-in.")
+    termination_grace_s: float = Field(description="SIGTERM to SIGKILL (the pod's grace).")
+    readiness_probe: str = Field(description="http GET <url>, exec <argv>, or running.")
     cgroups: bool = Field(description="Whether replicas run in cgroups with limits.")
     shutting_down: bool = False
     replicas: list[ReplicaStatus] = Field(default_factory=list)
@@ -112,18 +133,13 @@ class StateDir:
         self.root = root.resolve()
         self.state_file = self.root / "state.json"
         self.hold_dir = self.root / "hold"
-        self.ready_dir = self.root / "ready"
         self.log_dir = self.root / "logs"
 
     def create(self) -> StateDir:
         """Create the directory and its subdirectories."""
-        for d in (self.root, self.hold_dir, self.ready_dir, self.log_dir):
+        for d in (self.root, self.hold_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
         return self
-
-    def ready_file(self, replica: str) -> Path:
-        """Where a replica writes its ready marker."""
-        return self.ready_dir / replica
 
     def log_file(self, replica: str) -> Path:
         """Where a replica's output goes."""

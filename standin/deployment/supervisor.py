@@ -1,15 +1,16 @@
 """The supervisor: what a Kubernetes Deployment does for ByteBot's workers, done locally.
 
-Keeps ``replica-0 .. replica-N-1`` running, each with its own Temporal address and Kafka
-bootstrap (so each replica's traffic can cross its own fault proxy), each in its own cgroups.
-It reconciles every `TICK_S`: a replica that died is restarted after a short backoff; a replica
-with a hold file in force is stopped and left down until the hold expires or is removed; the
-state directory's ``state.json`` is rewritten whenever anything changed.
+Keeps ``replica-0 .. replica-N-1`` of any worker command running, each with its own Temporal
+address and Kafka bootstrap (so each replica's traffic can cross its own fault proxy), its own
+HTTP and metrics ports, its own cgroups. Every `TICK_S` it reconciles: a replica that died is
+restarted after an exponential back-off (CrashLoopBackOff, short and capped; reset once a
+replica stayed ready for ``backoff_reset_s``); a replica with a hold file in force gets
+SIGTERM, the pod's grace, SIGKILL, and stays down until the hold expires; readiness comes from
+the replica's probe; ``state.json`` is rewritten whenever anything changed.
 
 OOM kills: the memory cgroup's ``oom_kill`` count is sampled every tick. A replica that died of
 SIGKILL while that count rose since shortly before it was last seen alive is "OOMKilled";
-otherwise SIGKILL is "Killed". A stressor killed by the OOM killer within a tick or two of a
-pod-kill could blur the two; nothing else can.
+otherwise SIGKILL is "Killed".
 
 It never touches a process it did not start, except what is still inside its replicas' cgroups
 at shutdown (see `cgroups.remove`).
@@ -20,59 +21,95 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from standin import process
-from standin.cgroups import ReplicaCgroups
-from standin.events import GOAL_TOPIC, STEP_TOPIC
-from standin.models import DEFAULT_TASK_QUEUE, FaultyMode, Frozen
-from standin.state import CgroupInfo, ReplicaPhase, ReplicaStatus, StateDir, SupervisorState
+from standin.deployment import process
+from standin.deployment.cgroups import ReplicaCgroups
+from standin.deployment.probes import ExecProbe, HttpProbe, Probe, Running
+from standin.deployment.state import (
+    CgroupInfo,
+    ReplicaPhase,
+    ReplicaStatus,
+    StateDir,
+    SupervisorState,
+)
 
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.1
 MIB = 1024 * 1024
+DEFAULT_COMMAND = "{python} -m standin.replica"
+DEFAULT_READY_URL = "http://127.0.0.1:{http_port}/health/ready"
 
 
-class SupervisorSettings(Frozen):
-    """What the supervisor runs, and how."""
+class DeploymentSettings(BaseModel):
+    """What the supervisor runs, and how (a Deployment's pod template, in short)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     state_dir: Path
     replicas: int = Field(default=3, ge=1, le=64)
+    worker_command: str = Field(
+        default=DEFAULT_COMMAND,
+        description="argv (shell-quoted, run without a shell) with {replica}, {temporal}, "
+        "{kafka}, {http_port}, {metrics_port}, {namespace}, {task_queue}, {python}.",
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Added to every replica's.")
     temporal_addresses: list[str] = Field(min_length=1, description="One, or one per replica.")
     kafka_bootstraps: list[str] = Field(min_length=1, description="One, or one per replica.")
-    namespace: str = "default"
-    task_queue: str = DEFAULT_TASK_QUEUE
-    goal_topic: str = GOAL_TOPIC
-    step_topic: str = STEP_TOPIC
+    namespace: str = "bytebot"
+    task_queue: str = "bytebot-goal-runs"
+    ready_url: str | None = Field(default=DEFAULT_READY_URL, description="HTTP readiness probe.")
+    ready_exec: str | None = Field(default=None, description="Exec readiness probe (argv).")
+    probe_period_s: float = Field(default=0.5, gt=0)
+    probe_timeout_s: float = Field(default=1.0, gt=0)
+    failure_threshold: int = Field(default=3, ge=1)
     memory_limit_mb: int = Field(default=512, ge=0, description="0: no memory limit.")
     cpu_limit_cores: float | None = Field(default=None, gt=0)
     use_cgroups: bool = True
     instance: str = Field(default_factory=lambda: str(os.getpid()))
-    faulty: frozenset[FaultyMode] = frozenset()
-    restart_backoff_s: float = Field(default=0.5, ge=0)
-    stop_timeout_s: float = Field(default=5.0, gt=0, description="SIGTERM to SIGKILL.")
-    graceful_shutdown_s: float = Field(default=2.0, ge=0, description="The replicas' worker grace.")
-    log_format: str = "console"
+    restart: bool = Field(default=True, description="False: the no-restart defect.")
+    backoff_initial_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    backoff_reset_s: float = Field(default=10.0, ge=0)
+    termination_grace_s: float = Field(default=6.0, gt=0, description="SIGTERM to SIGKILL.")
+    faulty: list[str] = Field(default_factory=list, description="Published only.")
 
     @model_validator(mode="after")
-    def _one_or_n_addresses(self) -> SupervisorSettings:
+    def _one_or_n_addresses(self) -> DeploymentSettings:
         for flag, values in (
             ("temporal_addresses", self.temporal_addresses),
             ("kafka_bootstraps", self.kafka_bootstraps),
         ):
             if len(values) not in (1, self.replicas):
                 raise ValueError(f"{flag}: give 1 or {self.replicas} values, not {len(values)}")
+        if self.ready_url and self.ready_exec:
+            raise ValueError("give an HTTP or an exec readiness probe, not both")
         return self
 
-    def address(self, values: list[str], index: int) -> str:
+    def pick(self, values: list[str], index: int) -> str:
         """The value for replica ``index`` from a one-or-N list."""
         return values[index] if len(values) > 1 else values[0]
+
+    def probe_text(self) -> str:
+        """The readiness probe in words (published in state.json)."""
+        if self.ready_url:
+            return f"http GET {self.ready_url}"
+        return f"exec {self.ready_exec}" if self.ready_exec else "running"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -81,13 +118,20 @@ class _Replica:
 
     name: str
     index: int
+    values: dict[str, str]
     command: process.ReplicaCommand
+    probe: Probe
     cgroups: ReplicaCgroups | None
     proc: asyncio.subprocess.Process | None = None
+    prober: asyncio.Task[None] | None = None
     stopper: asyncio.Task[int] | None = None
+    pid_start_ticks: int | None = None
     started_at: float | None = None
+    ready: bool = False
     ready_at: float | None = None
+    ready_since: float | None = None
     starts: int = 0
+    crashes: int = 0
     last_exit_code: int | None = None
     last_exit_reason: str | None = None
     last_exit_at: float | None = None
@@ -105,7 +149,7 @@ class _Replica:
 class Supervisor:
     """Runs and watches the replicas; `run` until told to stop."""
 
-    def __init__(self, settings: SupervisorSettings) -> None:
+    def __init__(self, settings: DeploymentSettings) -> None:
         self.settings = settings
         self.dir = StateDir(settings.state_dir)
         self._replicas: list[_Replica] = []
@@ -119,9 +163,9 @@ class Supervisor:
         log.info(
             "supervisor_started",
             replicas=len(self._replicas),
-            state_dir=str(self.dir.root),
+            command=self.settings.worker_command,
+            probe=self.settings.probe_text(),
             cgroups=self._cgroups_on(),
-            faulty=sorted(self.settings.faulty),
         )
         try:
             while not stop.is_set():
@@ -135,6 +179,32 @@ class Supervisor:
     def _make_replica(self, index: int) -> _Replica:
         s = self.settings
         name = f"replica-{index}"
+        values = {
+            "replica": name,
+            "temporal": s.pick(s.temporal_addresses, index),
+            "kafka": s.pick(s.kafka_bootstraps, index),
+            "http_port": str(_free_port()),
+            "metrics_port": str(_free_port()),
+            "namespace": s.namespace,
+            "task_queue": s.task_queue,
+            "python": sys.executable,
+        }
+        env = {
+            "TEMPORAL_ADDRESS": values["temporal"],
+            "TEMPORAL_NAMESPACE": s.namespace,
+            "TEMPORAL_TASK_QUEUE": s.task_queue,
+            "KAFKA_BROKERS": values["kafka"],
+            "HTTP_PORT": values["http_port"],
+            "METRICS_PORT": values["metrics_port"],
+            "REPLICA_NAME": name,
+            **s.env,
+        }
+        argv = process.render(shlex.split(s.worker_command), values)
+        probe: Probe = Running()
+        if s.ready_url:
+            probe = HttpProbe(s.ready_url.format_map(values))
+        elif s.ready_exec:
+            probe = ExecProbe(process.render(shlex.split(s.ready_exec), values))
         cgroups = None
         if s.use_cgroups:
             cgroups = ReplicaCgroups.create(
@@ -145,20 +215,8 @@ class Supervisor:
             )
             if cgroups.memory is None and cgroups.cpu is None:
                 cgroups = None
-        command = process.ReplicaCommand(
-            name=name,
-            temporal_address=s.address(s.temporal_addresses, index),
-            kafka_bootstrap=s.address(s.kafka_bootstraps, index),
-            namespace=s.namespace,
-            task_queue=s.task_queue,
-            goal_topic=s.goal_topic,
-            step_topic=s.step_topic,
-            ready_file=self.dir.ready_file(name),
-            graceful_shutdown_s=s.graceful_shutdown_s,
-            faulty=tuple(sorted(m.value for m in s.faulty if m != FaultyMode.NO_RESTART)),
-            log_format=s.log_format,
-        )
-        return _Replica(name=name, index=index, command=command, cgroups=cgroups)
+        command = process.ReplicaCommand(argv=argv, env=env)
+        return _Replica(name, index, values, command, probe, cgroups)
 
     def _cgroups_on(self) -> bool:
         return any(r.cgroups is not None for r in self._replicas)
@@ -173,13 +231,13 @@ class Supervisor:
                 if r.held_until is not None and r.stopper is None:
                     log.info("replica_held", replica=r.name, until=r.held_until)
                     r.stopper = asyncio.create_task(self._terminate(r))
-                self._update_ready(r, now)
+                r.phase = ReplicaPhase.READY if r.ready else ReplicaPhase.STARTING
                 continue
             if r.proc is not None:
                 self._record_exit(r, now, oom_now)
             if r.held_until is not None:
                 r.phase = ReplicaPhase.HELD
-            elif r.starts and FaultyMode.NO_RESTART in self.settings.faulty:
+            elif r.starts and not self.settings.restart:
                 r.phase = ReplicaPhase.DEAD
             elif now >= r.next_start_at:
                 await self._start(r, now)
@@ -188,31 +246,46 @@ class Supervisor:
 
     async def _terminate(self, r: _Replica) -> int:
         assert r.proc is not None
-        return await process.terminate(r.proc, self.settings.stop_timeout_s)
+        return await process.terminate(r.proc, self.settings.termination_grace_s)
 
-    def _update_ready(self, r: _Replica, now: float) -> None:
-        assert r.proc is not None
-        try:
-            ready = int(r.command.ready_file.read_text().strip() or 0) == r.proc.pid
-        except (FileNotFoundError, ValueError):
-            ready = False
-        if ready and r.ready_at is None:
-            r.ready_at = now
-            log.info(
-                "replica_ready",
-                replica=r.name,
-                pid=r.proc.pid,
-                after_s=round(now - (r.started_at or now), 3),
-            )
-        r.phase = ReplicaPhase.READY if ready else ReplicaPhase.STARTING
+    async def _probe_loop(self, r: _Replica, proc: asyncio.subprocess.Process) -> None:
+        """Probe one incarnation until it exits; keep ``r.ready`` to the probe's verdict."""
+        s = self.settings
+        failures = 0
+        while proc.returncode is None:
+            ok = await r.probe.check(s.probe_timeout_s)
+            if proc.returncode is not None or r.proc is not proc:
+                return
+            failures = 0 if ok else failures + 1
+            now = time.time()
+            if ok and not r.ready:
+                r.ready, r.ready_since = True, now
+                r.ready_at = r.ready_at or now
+                log.info(
+                    "replica_ready",
+                    replica=r.name,
+                    pid=proc.pid,
+                    after_s=round(now - (r.started_at or now), 3),
+                )
+            elif failures >= s.failure_threshold and r.ready:
+                r.ready, r.ready_since = False, None
+                log.warning("replica_unready", replica=r.name, pid=proc.pid)
+            if r.ready and r.ready_since and now - r.ready_since >= s.backoff_reset_s:
+                r.crashes = 0  # it ran well: the next crash starts the back-off afresh
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), s.probe_period_s)
 
-    def _record_exit(self, r: _Replica, now: float, oom_now: int) -> None:
+    def _record_exit(self, r: _Replica, now: float, oom_now: int, crashed: bool = True) -> None:
         assert r.proc is not None
+        s = self.settings
         code = process.exit_code(r.proc.returncode)
         r.last_exit_code = code
         r.last_exit_reason = process.exit_reason(code, oom_killed=oom_now > r.oom_baseline)
         r.last_exit_at = now
-        r.next_start_at = now + self.settings.restart_backoff_s
+        if crashed and r.stopper is None:  # a crash, not a hold: back off exponentially
+            r.crashes += 1
+            delay = min(s.backoff_max_s, s.backoff_initial_s * 2 ** (r.crashes - 1))
+            r.next_start_at = now + delay
         log.warning(
             "replica_exited",
             replica=r.name,
@@ -221,19 +294,22 @@ class Supervisor:
             reason=r.last_exit_reason,
             oom_kills=oom_now,
         )
-        r.proc, r.stopper, r.started_at, r.ready_at = None, None, None, None
-        r.command.ready_file.unlink(missing_ok=True)
+        if r.prober is not None:
+            r.prober.cancel()
+        r.proc, r.stopper, r.prober, r.started_at = None, None, None, None
+        r.ready, r.ready_since, r.pid_start_ticks = False, None, None
 
     async def _start(self, r: _Replica, now: float) -> None:
-        r.command.ready_file.unlink(missing_ok=True)
         procs_files = r.cgroups.procs_files if r.cgroups else []
         r.proc = await process.spawn(
             r.command, self.dir.log_file(r.name), procs_files, cwd=self.dir.root
         )
-        r.started_at, r.ready_at = now, None
+        r.pid_start_ticks = process.start_ticks(r.proc.pid)
+        r.started_at, r.ready, r.ready_since = now, False, None
         r.starts += 1
         r.oom_prev = r.oom_baseline = r.cgroups.oom_kills() if r.cgroups else 0
         r.phase = ReplicaPhase.STARTING
+        r.prober = asyncio.create_task(self._probe_loop(r, r.proc))
         log.info("replica_started", replica=r.name, pid=r.proc.pid, restarts=r.starts - 1)
 
     def _status(self, r: _Replica) -> ReplicaStatus:
@@ -247,38 +323,48 @@ class Supervisor:
                 cpu_limit_cores=s.cpu_limit_cores if r.cgroups.cpu else None,
                 oom_kills=r.cgroups.oom_kills(),
             )
+        pid = r.proc.pid if r.proc is not None and r.alive else None
         return ReplicaStatus(
             name=r.name,
             index=r.index,
             phase=r.phase,
-            pid=r.proc.pid if r.proc is not None and r.alive else None,
-            ready=r.phase == ReplicaPhase.READY,
+            pid=pid,
+            pid_start_ticks=r.pid_start_ticks if pid else None,
+            identity_hint=f"{pid}@{socket.gethostname()}" if pid else None,
+            http_port=int(r.values["http_port"]),
+            metrics_port=int(r.values["metrics_port"]),
+            command=r.command.argv,
+            ready=r.alive and r.ready and r.phase == ReplicaPhase.READY,
             started_at=r.started_at,
             ready_at=r.ready_at,
+            ready_since=r.ready_since,
+            next_start_at=r.next_start_at if r.phase == ReplicaPhase.RESTARTING else None,
+            consecutive_crashes=r.crashes,
             restarts=max(r.starts - 1, 0),
             last_exit_code=r.last_exit_code,
             last_exit_reason=r.last_exit_reason,
             last_exit_at=r.last_exit_at,
             held_until=r.held_until,
-            temporal_address=r.command.temporal_address,
-            kafka_bootstrap=r.command.kafka_bootstrap,
+            temporal_address=r.values["temporal"],
+            kafka_bootstrap=r.values["kafka"],
             cgroup=cgroup,
             log_file=str(self.dir.log_file(r.name)),
         )
 
     def _publish(self) -> None:
         s = self.settings
-        replicas = [self._status(r) for r in self._replicas]
         state = SupervisorState(
             instance=s.instance,
             supervisor_pid=os.getpid(),
             updated_at=0.0,
             namespace=s.namespace,
             task_queue=s.task_queue,
-            faulty=sorted(m.value for m in s.faulty),
+            faulty=sorted(s.faulty),
+            termination_grace_s=s.termination_grace_s,
+            readiness_probe=s.probe_text(),
             cgroups=self._cgroups_on(),
             shutting_down=self._shutting_down,
-            replicas=replicas,
+            replicas=[self._status(r) for r in self._replicas],
         )
         fingerprint = state.model_dump_json()
         if fingerprint == self._last_published:
@@ -298,7 +384,8 @@ class Supervisor:
             log.info("replica_stopped", replica=r.name, exit_code=code)
         for r in self._replicas:
             if r.proc is not None:
-                self._record_exit(r, now, r.cgroups.oom_kills() if r.cgroups else 0)
+                oom_now = r.cgroups.oom_kills() if r.cgroups else 0
+                self._record_exit(r, now, oom_now, crashed=False)
             r.phase = ReplicaPhase.DEAD
             if r.cgroups is not None:
                 r.cgroups.remove()
