@@ -109,6 +109,7 @@ class RouteStats(BaseModel):
     bytes_to: int = Field(default=0, description="Bytes forwarded replica -> peer.")
     bytes_from: int = Field(default=0, description="Bytes forwarded peer -> replica.")
     chunks_delayed: int = 0
+    chunks_held: int = Field(default=0, description="Chunks a partition held back.")
     chunks_lost: int = Field(default=0, description="Chunks stalled as a retransmission would.")
     blackholed_s: float = Field(
         default=0.0, description="Time forwarding was stopped by a partition."

@@ -6,8 +6,9 @@ own session (process group = their pid), so they outlive the chaos worker and en
 timeout; they are put into cgroups by a shell prologue *before* they exec, so everything they
 allocate is charged to the replica (cgroup v1 does not move charges with a process).
 
-It never signals a process it cannot identify: a replica pid is checked against its command
-line first, so a recycled pid is left alone.
+It never signals a process it cannot identify: a replica is its pid *and* that process's start
+time (as the supervisor published them), so a recycled pid is left alone, whatever command the
+replica runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import subprocess
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-REPLICA_MARKER = "standin.replica"
 # Writes $$ (kept by exec) into each cgroup.procs in $CHAOS_CGROUPS, then execs the helper.
 _PROLOGUE = 'for f in $CHAOS_CGROUPS; do echo $$ > "$f" || exit 125; done; exec "$@"'
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -53,9 +53,20 @@ def cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
-def is_replica(pid: int | None) -> bool:
-    """Whether ``pid`` is alive and is a stand-in replica process."""
-    return alive(pid) and REPLICA_MARKER in cmdline(pid or 0)
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22)."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
+
+
+def is_replica(pid: int | None, ticks: int | None) -> bool:
+    """Whether ``pid`` is alive and still the process the supervisor started (same start time).
+
+    Without a published start time only liveness can be checked.
+    """
+    if not alive(pid):
+        return False
+    return ticks is None or start_ticks(pid or 0) == ticks
 
 
 def kill(pid: int, sig: int = signal.SIGKILL) -> bool:

@@ -147,7 +147,9 @@ class Shaper:
         """Return once ``route`` is not partitioned; counts the time held."""
         started = None
         while self.book.partitioned(route):
-            started = started or time.monotonic()
+            if started is None:
+                started = time.monotonic()
+                stats.chunks_held += 1  # seen while it happens, not only once it heals
             await asyncio.sleep(HOLD_POLL_S)
         if started is not None:
             stats.blackholed_s += time.monotonic() - started

@@ -192,7 +192,7 @@ class FaultWorkflow:
                 kafka = await self._probe(
                     names.CHECK_KAFKA_EVENTS, kafka_input, KafkaOrderReport, ctx.verification
                 )
-                reconcile = await self._reconcile(ctx, kafka, baseline)
+                reconcile = await self._reconcile(ctx, kafka, kafka_input.start)
         else:
             goal_runs_check = self._probe(
                 names.CHECK_GOAL_RUNS, goal_runs_input, GoalRunsCheck, ctx.verification
@@ -222,7 +222,7 @@ class FaultWorkflow:
         )
 
     async def _reconcile(
-        self, ctx: ProbeContext, kafka: KafkaOrderReport, baseline: Baseline
+        self, ctx: ProbeContext, kafka: KafkaOrderReport, start: KafkaPositions
     ) -> ReconcileCheck | None:
         """Look up in Temporal the goal runs whose events Kafka lacks; None if none lack any."""
         if not kafka.no_terminal and not kafka.no_start:
@@ -233,7 +233,7 @@ class FaultWorkflow:
                 context=ctx,
                 no_terminal=kafka.no_terminal,
                 no_start=kafka.no_start,
-                window_start=baseline.taken_at,
+                window_start=start.at,
                 window_end_at=kafka.window_end_at,
             ),
             ReconcileCheck,

@@ -109,7 +109,6 @@ class KafkaSession:
 
     async def positions(self, target: KafkaTarget) -> KafkaPositions:
         """End offsets of the goal and step topics and the group's committed offsets and lag."""
-        at = datetime.now(UTC)
         tps = await self.partitions([target.goal_topic, target.step_topic])
         async with asyncio.timeout(self.timeout):
             while True:  # a fresh broker creates its offsets topic on the first lookup
@@ -131,6 +130,9 @@ class KafkaSession:
             )
             for tp, c in sorted(committed.items())
         ]
+        # Taken once the end offsets are read: a goal run started after `at` wrote its events
+        # after those offsets, inside the window that starts here.
+        at = datetime.now(UTC)
         return KafkaPositions(
             at=at,
             end_offsets=to_rows({tp: ends[tp] for tp in tps if tp in ends}),

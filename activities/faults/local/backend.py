@@ -75,6 +75,7 @@ def snapshot(replica: ReplicaView) -> TargetSnapshot:
     return TargetSnapshot(
         name=replica.name,
         pid=replica.pid,
+        pid_start_ticks=replica.pid_start_ticks,
         restarts=replica.restarts,
         memory_cgroup=memory,
         cpu_cgroup=cgroup.cpu if cgroup else None,

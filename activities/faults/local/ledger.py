@@ -28,6 +28,9 @@ class TargetSnapshot(BaseModel):
 
     name: str
     pid: int | None = None
+    pid_start_ticks: int | None = Field(
+        default=None, description="The pid's start time: a recycled pid is another process."
+    )
     restarts: int = 0
     memory_cgroup: str | None = None
     cpu_cgroup: str | None = None
@@ -49,6 +52,10 @@ class FaultEntry(BaseModel):
     targets: list[TargetSnapshot] = Field(default_factory=list)
     evidence: list[str] = Field(default_factory=list, description="What the injection did.")
     rule_file: str | None = Field(default=None, description="Network faults: the proxy rule.")
+    traffic_marks: dict[str, float] = Field(
+        default_factory=dict,
+        description="Network faults: each route's counter of this kind of effect at injection.",
+    )
     hold_files: list[str] = Field(default_factory=list, description="pod-failure: hold files.")
     helper_pids: list[int] = Field(
         default_factory=list, description="stress-ng / OOM helper process groups."

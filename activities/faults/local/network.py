@@ -23,6 +23,7 @@ from activities.faults.local.replicas import ReplicaView
 from faultproxy.control import (
     PeerName,
     ProxyStatus,
+    RouteStats,
     Rule,
     RuleParams,
     read_status,
@@ -132,8 +133,13 @@ class NetworkFaults:
         return [f"no proxy route for {', '.join(missing)}"] if missing else []
 
     async def apply(self, spec: FaultBase, entry: FaultEntry) -> None:
-        """Publish the rule."""
+        """Publish the rule, noting first how much traffic each route had had this done to."""
         rule = rule_for(spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at)
+        status = read_status(self.env.proxy_control_dir)
+        if status is not None:
+            entry.traffic_marks = {
+                r: _effect(status.routes[r], rule.kind) for r in _routes(rule) if r in status.routes
+            }
         path = write_rule(self.env.proxy_control_dir, rule)
         entry.rule_file = str(path)
         entry.evidence.append(
@@ -142,7 +148,11 @@ class NetworkFaults:
         )
 
     async def check(self, spec: FaultBase, entry: FaultEntry) -> tuple[bool, list[str]]:
-        """The proxy lists the rule on every target route."""
+        """The proxy applies the rule on every target route, and it touched real traffic.
+
+        A rule in place that no byte of the target's traffic met (no connection opened under a
+        DNS fault, an idle route) tested nothing: it is not in effect until traffic meets it.
+        """
         rule = rule_for(spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at)
         status = read_status(self.env.proxy_control_dir)
         if status is None:
@@ -152,7 +162,20 @@ class NetworkFaults:
         evidence = [_route_evidence(status, r) for r in applied]
         if missing:
             evidence.append(f"rule not applied yet on {', '.join(missing)}")
-        return not missing, evidence
+            return False, evidence
+        touched = {
+            r: _effect(status.routes[r], rule.kind) - entry.traffic_marks.get(r, 0.0)
+            for r in applied
+        }
+        hit = {r: n for r, n in touched.items() if n > 0}
+        if not hit:
+            evidence.append(f"the rule touched no traffic yet ({_EFFECT_WORDS[rule.kind]}: 0)")
+            return False, evidence
+        evidence.append(
+            f"traffic touched since injection ({_EFFECT_WORDS[rule.kind]}): "
+            + ", ".join(f"{r} {n:g}" for r, n in sorted(hit.items()))
+        )
+        return True, evidence
 
     async def undo(self, entry: FaultEntry) -> tuple[bool, list[str]]:
         """Withdraw the rule and wait until the proxy stops applying it."""
@@ -171,6 +194,31 @@ class NetworkFaults:
             f"proxy rule {verb}; "
             + ("the proxy no longer applies it" if gone else "the proxy still listed it")
         ]
+
+
+#: The counter that shows each kind of rule met traffic.
+_EFFECT_FIELD = {
+    "delay": "chunks_delayed",
+    "loss": "chunks_lost",
+    "partition": "chunks_held",
+    "bandwidth": "throttled_s",
+    "dns": "refused_dns",
+}
+_EFFECT_WORDS = {
+    "delay": "chunks delayed",
+    "loss": "chunks lost",
+    "partition": "chunks held back",
+    "bandwidth": "seconds throttled",
+    "dns": "connections refused",
+}
+
+
+def _effect(stats: RouteStats, kind: str) -> float:
+    """How much traffic of a route this kind of rule has met since the proxy started."""
+    value = getattr(stats, _EFFECT_FIELD[kind])
+    if kind == "loss":
+        value += stats.chunks_held  # 100% loss holds chunks as a partition does
+    return float(value)
 
 
 def _routes(rule: Rule) -> list[str]:

@@ -71,7 +71,12 @@ class PodFaults:
                 entry.evidence.append(await self._oom_kill(entry, target))
 
     async def check(self, spec: FaultBase, entry: FaultEntry) -> tuple[bool, list[str]]:
-        """Killed targets run again under a new pid; held targets are down."""
+        """Killed targets are gone (whether or not they came back); held targets are down.
+
+        A kill is in effect once the process it hit is gone: coming back is the system's own
+        recovery, which the recovery check judges, so a target that never returns is a
+        recovery failure, not a fault that never took effect.
+        """
         state = self.env.replicas()
         evidence, ok = [], True
         for target in entry.targets:
@@ -89,11 +94,9 @@ class PodFaults:
                     else f"{target.name}: still running as pid {now.pid}"
                 )
             else:
-                replaced = now.restarts > target.restarts or (
-                    now.pid is not None and now.pid != target.pid
-                )
+                killed = now.restarts > target.restarts or now.pid != target.pid
                 oom = (now.cgroup.oom_kills if now.cgroup else 0) - target.oom_kills
-                ok = ok and replaced and now.pid is not None
+                ok = ok and killed
                 evidence.append(
                     f"{target.name}: pid {target.pid} -> {now.pid}, restarts {target.restarts}"
                     f" -> {now.restarts}, last exit {now.last_exit_code} {now.last_exit_reason}"
@@ -163,7 +166,7 @@ class PodFaults:
     async def _kill(self, target: TargetSnapshot, grace_s: int) -> str:
         pid = target.pid
         assert pid is not None
-        if not procs.is_replica(pid):
+        if not procs.is_replica(pid, target.pid_start_ticks):
             return f"{target.name}: pid {pid} is not a replica process any more; left alone"
         if grace_s:
             procs.kill(pid, signal.SIGTERM)
@@ -175,7 +178,7 @@ class PodFaults:
     async def _oom_kill(self, entry: FaultEntry, target: TargetSnapshot) -> str:
         pid = target.pid
         assert pid is not None
-        if not procs.is_replica(pid):
+        if not procs.is_replica(pid, target.pid_start_ticks):
             return f"{target.name}: pid {pid} is not a replica process any more; left alone"
         if not target.memory_cgroup:
             procs.kill(pid, signal.SIGKILL)

@@ -42,6 +42,7 @@ class ReplicaView(BaseModel):
 
     name: str
     pid: int | None = None
+    pid_start_ticks: int | None = None
     ready: bool = False
     phase: str | None = None
     restarts: int = 0
