@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.base import Frozen
 from models.scenario import KafkaTarget
@@ -123,8 +123,20 @@ class LifecycleCounts(Frozen):
     cancels: int = 0
 
 
+#: Fields of earlier releases' reports: recorded histories carry them and must keep replaying.
+_RETIRED_REPORT_FIELDS = frozenset({"gaps", "gap_details"})
+
+
 class KafkaOrderReport(Frozen):
     """Per-key lifecycle order over a fault's window."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        # `gaps` became `no_terminal` (reconciled with Temporal before anything is judged).
+        if isinstance(data, dict) and _RETIRED_REPORT_FIELDS & data.keys():
+            data = {k: v for k, v in data.items() if k not in _RETIRED_REPORT_FIELDS}
+        return data
 
     events_read: int = 0
     keys: int = 0

@@ -127,6 +127,9 @@ class RecoveryInput(Frozen):
     baseline: Baseline
     recovered_at: datetime
     injected_at: datetime
+    targets: list[str] = Field(
+        default_factory=list, description="Names of the replicas the fault hit."
+    )
 
 
 class RecoveryCheck(Frozen):

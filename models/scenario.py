@@ -85,7 +85,8 @@ class TemporalTarget(Frozen):
     )
 
 
-def _capability_probe() -> dict[str, Any]:
+def capability_probe() -> dict[str, Any]:
+    """ByteBot's own health probe as a GoalRunInput (without its id): the default canary."""
     # ByteBot's own health probe: a one-step goal run that needs no planning or approval.
     return {
         "tenantId": "bytebot-chaos",
@@ -108,7 +109,7 @@ class CanarySpec(Frozen):
 
     count: int = Field(1, ge=0, le=20, description="Canaries started around each fault.")
     input: dict[str, Any] = Field(
-        default_factory=_capability_probe,
+        default_factory=capability_probe,
         description="A whole goal-run input; its `id_field` is set to each canary's own id.",
     )
     id_field: str = Field("goalRunId", description="Input field that carries the canary's id.")

@@ -152,7 +152,11 @@ class FaultWorkflow:
         recovery = await self._probe(
             names.AWAIT_RECOVERY,
             RecoveryInput(
-                context=ctx, baseline=baseline, recovered_at=recovered_at, injected_at=injected_at
+                context=ctx,
+                baseline=baseline,
+                recovered_at=recovered_at,
+                injected_at=injected_at,
+                targets=[t.name for t in self._record.targets],
             ),
             RecoveryCheck,
             ctx.verification,

@@ -50,14 +50,25 @@ def owns(replica: TargetRef, identity: str) -> bool:
     return bool(host and host == replica.name) or bool(replica.uid and pid == replica.uid)
 
 
-def not_polling(replicas: ReplicaSet, view: PollerView, since: datetime | None) -> list[str]:
-    """Ready replicas with no live poller of their own (since `since`, when given)."""
+def not_polling(
+    replicas: ReplicaSet,
+    view: PollerView,
+    since: datetime | None,
+    targets: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Ready replicas with no live poller of their own.
+
+    The fault's targets must have polled after `since` (the injection): one that lost its
+    connection must have taken it up again. An idle worker renews its long poll only about
+    once a minute, so the others need only be live.
+    """
     quiet = []
     for replica in replicas.replicas:
         if not replica.ready:
             continue
         mine = [at for who, at in view.live.items() if owns(replica, who)]
-        if not mine or (since is not None and max(mine) <= since):
+        stale = since is not None and replica.name in targets and max(mine or [since]) <= since
+        if not mine or stale:
             quiet.append(replica.name)
     return quiet
 

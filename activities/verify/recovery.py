@@ -103,9 +103,9 @@ class RecoveryWatch:
                 client, target, [recovery_canary] if recovery_canary and started else []
             )
             replicas = await self.backend.read_replicas(all_replicas(ctx.target))
-            # Every ready replica must have polled since the fault ended: a worker that stays
-            # up and ready but stopped polling takes no work, whatever its readiness says.
-            quiet = not_polling(replicas, view, inp.recovered_at)
+            # Every ready replica must poll, and each one the fault hit must have polled since:
+            # a worker that stays up and ready but stopped polling takes no work.
+            quiet = not_polling(replicas, view, inp.injected_at, frozenset(inp.targets))
             # A condition counts from the start of its latest streak: a gone poller may still
             # look live until a canary's task has waited long enough to prove otherwise.
             _streak(first, POLLERS, view.count > 0 and not quiet, now)
@@ -151,7 +151,7 @@ def _never_back(inp: RecoveryInput, replicas: ReplicaSet) -> list[tuple[str, str
             gone.append((before.name, "no longer exists"))
         elif not after.ready:
             exit_ = f", last exit {after.last_exit_reason}" if after.last_exit_reason else ""
-            state = "not running" if not after.uid else f"pid {after.uid} not ready"
+            state = "not running" if not after.uid else "running but not ready"
             gone.append((before.name, f"{state}{exit_}, restarts {after.restarts or 0}"))
     return gone
 
@@ -168,13 +168,14 @@ def _report(
     recovered = needed <= first.keys()
     ttr = max(after[k] for k in needed) if recovered else None
     tq = inp.context.verification.temporal.task_queue
-    replicas, settle = seen.replicas, format_duration(inp.context.verification.settle)
+    replicas = seen.replicas
+    waited = format_duration(timedelta(seconds=round(seen.waited.total_seconds(), 1)))
     problems: list[str] = []
     never_back = _never_back(inp, replicas)
-    problems += [f"{name} never came back within {settle}: {how}" for name, how in never_back]
-    quiet = not_polling(replicas, seen.view, inp.recovered_at)
+    problems += [f"{name} not back after {waited}: {how}" for name, how in never_back]
+    quiet = not_polling(replicas, seen.view, inp.injected_at, frozenset(inp.targets))
     problems += [
-        f"{name} is ready but has not polled task queue '{tq}' since the fault ended"
+        f"{name} is ready but has not polled task queue '{tq}' since the fault hit it"
         for name in quiet
     ]
     if POLLERS not in first and not quiet:
@@ -195,14 +196,14 @@ def _report(
     if ttr is not None:
         evidence.insert(0, f"time to recovery: {ttr:.1f}s (pollers, replicas and a canary)")
     else:
-        evidence.insert(0, f"time to recovery unknown: not recovered after {seen.waited}")
+        evidence.insert(0, f"time to recovery unknown: not recovered after {waited}")
     breach = None
     # Only a measured breach aborts: a recovery that took longer than the limit, or one not
     # done although the limit has passed. A shorter settle window proves nothing either way.
     if limit is not None and (
         (ttr is not None and ttr > limit.total_seconds()) or (ttr is None and seen.waited >= limit)
     ):
-        took = f"{ttr:.1f}s" if ttr is not None else f"not recovered after {seen.waited}"
+        took = f"{ttr:.1f}s" if ttr is not None else f"not recovered after {waited}"
         breach = f"recovery took longer than {format_duration(limit)} ({took}): " + "; ".join(
             problems
         )

@@ -15,6 +15,7 @@ The namespace itself is registered by the tests' fixture, not here.
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -23,9 +24,9 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio import activity, workflow
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -40,38 +41,57 @@ from models.ledger import (
     TargetRef,
 )
 
-SUT_NAMESPACE = "bytebot-sut"
+SUT_NAMESPACE = "bytebot"  # the dev server registers ByteBot's search attributes there
 BROKEN = "the replica lost the goal run's state under chaos"
+PHASE = SearchAttributeKey.for_keyword("ByteBotPhase")
+STEPS = SearchAttributeKey.for_int("ByteBotStepCount")
 
 
 @workflow.defn(name="goalRunWorkflow", sandboxed=False)
 class GoalRunWorkflow:
-    """Test double of ByteBot's goal run: `steps` activities; `mode` picks a bad behaviour."""
+    """Test double of ByteBot's goal run on its contract: `constraints.maxSteps` activities.
+
+    Like the real workflow it catches a failure of its body and *completes* with
+    `status: FAILED`; `mode` picks a bad behaviour: "stall" waits for ever, "wrong" reports one
+    step more than it did.
+    """
 
     @workflow.run
     async def run(self, goal: dict[str, Any]) -> dict[str, Any]:
-        mode, steps = goal.get("mode", "ok"), int(goal.get("steps", 2))
+        mode = goal.get("mode", "ok")
+        steps = int(goal.get("constraints", {}).get("maxSteps", 2))
+        goal_run_id = goal["goalRunId"]
+        workflow.upsert_search_attributes([PHASE.value_set("EXECUTING"), STEPS.value_set(steps)])
         if mode == "stall":
             await workflow.wait_condition(lambda: False)
         for number in range(1, steps + 1):
-            await workflow.execute_activity(
-                "goal_step",
-                {**goal, "step": number},
-                start_to_close_timeout=timedelta(seconds=3),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(milliseconds=200),
-                    backoff_coefficient=1.0,
-                    maximum_attempts=50,
-                ),
-            )
-        done = steps - 1 if mode == "wrong" else steps
-        return {
-            "goal_run_id": goal["goal_run_id"],
-            "goal": goal.get("goal", ""),
-            "status": "COMPLETED",
-            "steps_completed": done,
-            "output": f"{done} steps",
-        }
+            try:
+                await workflow.execute_activity(
+                    "goal_step",
+                    {**goal, "step": number},
+                    start_to_close_timeout=timedelta(seconds=3),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(milliseconds=200),
+                        backoff_coefficient=1.0,
+                        maximum_attempts=50,
+                    ),
+                )
+            except ActivityError as err:
+                workflow.upsert_search_attributes([PHASE.value_set("FAILED")])
+                return {
+                    "goalRunId": goal_run_id,
+                    "status": "FAILED",
+                    "stepsCompleted": number - 1,
+                    "errorDetails": {
+                        "errorType": "StateLost",
+                        "errorMessage": str(err.cause or err),
+                        "failedStep": number,
+                        "recoverable": False,
+                    },
+                }
+        done = steps + 1 if mode == "wrong" else steps
+        workflow.upsert_search_attributes([PHASE.value_set("COMPLETED")])
+        return {"goalRunId": goal_run_id, "status": "COMPLETED", "stepsCompleted": done}
 
 
 class SystemUnderTest:
@@ -108,7 +128,9 @@ class SystemUnderTest:
             workflows=[GoalRunWorkflow],
             activities=[self.goal_step],
             workflow_runner=UnsandboxedWorkflowRunner(),
-            identity=name,
+            # The SDK's default shape, `<pid>@<host>`, with the replica's name as the host, as
+            # a pod's hostname is its name: how the probes tell replicas' pollers apart.
+            identity=f"{os.getpid()}@{name}",
             graceful_shutdown_timeout=timedelta(0),
         )
         self.workers[name] = (worker, asyncio.create_task(worker.run()))
@@ -119,11 +141,19 @@ class SystemUnderTest:
             await entry[0].shutdown()
             await entry[1]
 
-    async def goal_run(self, tag: str, **goal: Any) -> str:
+    async def goal_run(self, tag: str, steps: int = 2, **goal: Any) -> str:
+        """Start a goal run with a well-formed GoalRunInput (`goal` adds test-only knobs)."""
         workflow_id = f"gr-{tag}-{uuid4().hex[:6]}"
         await self.client.start_workflow(
             "goalRunWorkflow",
-            {"goal_run_id": workflow_id, "goal": tag, **goal},
+            {
+                "goalRunId": workflow_id,
+                "tenantId": "tests",
+                "userId": "tests",
+                "goalDescription": tag,
+                "constraints": {"maxSteps": steps},
+                **goal,
+            },
             id=workflow_id,
             task_queue=self.task_queue,
         )

@@ -27,7 +27,7 @@ from activities.verify.probe import TemporalProbeActivities
 from models.observations import ProbeContext
 from models.report import Criterion, ScenarioReport
 from models.run import ResolvedScenario
-from models.scenario import Scenario, ScenarioInput
+from models.scenario import Scenario, ScenarioInput, capability_probe
 from tests.support.goal_runs import SUT_NAMESPACE, StandInBackend, SystemUnderTest
 from workflows import names
 from workflows.fault import FaultWorkflow
@@ -47,7 +47,7 @@ def scenario(
     system: SystemUnderTest, *, duration: str = "4s", settle: str = "20s", **extra: Any
 ) -> ScenarioInput:
     """A one-fault pod-kill scenario against the system, as a person would type it."""
-    goal = {"goal": "canary", "steps": 2, "step_seconds": 0.2, **extra.pop("canary_input", {})}
+    goal = {**capability_probe(), "step_seconds": 0.2, **extra.pop("canary_input", {})}
     canary = {"count": 1, "input": goal}
     return ScenarioInput.model_validate(
         {
