@@ -54,12 +54,17 @@ async def test_pod_kill_replaces_the_replica_process_once(
     [target] = injection.targets
     old_pid, old_restarts = int(target.uid), target.restarts or 0
 
-    effect = await confirmed(backend, req)
+    effect = await confirmed(backend, req)  # in effect once killed, before it is back
+    assert "last exit 137 Killed" in " ".join(effect.evidence)
+
+    def restarted() -> None:
+        assert replica(sut, target.name)["pid"] not in (None, old_pid)
+
+    await assert_eventually(restarted, timeout_s=20)
     now = replica(sut, target.name)
-    assert now["pid"] not in (None, old_pid)
     assert now["restarts"] == old_restarts + 1
     assert now["last_exit_code"] == 137 and now["last_exit_reason"] == "Killed"
-    assert effect.in_effect and effect.targets[0].uid == str(now["pid"])
+    assert effect.in_effect
 
     again = await backend.inject(req)  # a retried activity adopts; it does not kill again
     assert [t.name for t in again.targets] == [target.name]
@@ -175,11 +180,14 @@ async def test_faults_end_by_their_expiry_without_recovery_and_the_janitor_tidie
     delay = request({"action": "network-delay", "peers": ["kafka"]}, seconds=3)
     hold = request({"action": "pod-failure"}, seconds=3)
     stress = request({"action": "cpu-stress"}, seconds=3)
-    for req in (delay, hold, stress):
-        await backend.inject(req)
-        await confirmed(backend, req)
     [slow] = (await backend.preview(delay)).targets
     [held] = (await backend.preview(hold)).targets
+    for req in (delay, hold, stress):
+        await backend.inject(req)
+        # A network rule is in effect once it met traffic: give it a Kafka round trip.
+        await confirmed(
+            backend, req, traffic=lambda: asyncio.to_thread(round_trips, sut, slow.name, 1)
+        )
     # The chaos worker "dies" here: nobody calls recover. Each fault ends by its own expiry.
 
     async def all_ended() -> None:

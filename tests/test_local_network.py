@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import statistics
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from temporalio.service import RPCError
 
+from activities.faults.backend import NotYet
 from activities.faults.local.backend import LocalBackend
 from devstack.sut import LocalSut
 from faultproxy.control import read_status
@@ -40,6 +42,16 @@ needs_stress_ng = pytest.mark.skipif(
 # --- network faults --------------------------------------------------------------------------
 
 
+def poke(sut: LocalSut, name: str) -> Callable[[], Awaitable[object]]:
+    """A little of the replica's traffic through its routes (a metadata round trip)."""
+
+    def once() -> object:
+        with connect(sut, name, timeout_s=1.0) as sock:
+            return metadata_round_trip(sock)
+
+    return lambda: asyncio.to_thread(once)
+
+
 async def test_network_delay_adds_the_latency_to_the_target_only(
     sut: LocalSut, backend: LocalBackend
 ) -> None:
@@ -51,8 +63,9 @@ async def test_network_delay_adds_the_latency_to_the_target_only(
     assert min([await rpc_seconds(temporal) for _ in range(3)]) < FAST_S
 
     await backend.inject(req)
-    effect = await confirmed(backend, req)
+    effect = await confirmed(backend, req, traffic=poke(sut, target.name))
     assert f"{target.name}/kafka: applied" in " ".join(effect.evidence)
+    assert "traffic touched since injection (chunks delayed)" in " ".join(effect.evidence)
     during = await asyncio.to_thread(round_trips, sut, target.name, 5)
     assert min(during) >= 0.2, during
     assert min([await rpc_seconds(temporal) for _ in range(3)]) >= 0.2
@@ -71,7 +84,7 @@ async def test_network_loss_stalls_about_the_configured_share(
 ) -> None:
     req = request({"action": "network-loss", "loss_pct": 25, "peers": ["kafka"]})
     [target] = (await backend.inject(req)).targets
-    await confirmed(backend, req)
+    await confirmed(backend, req, traffic=poke(sut, target.name))
     during = await asyncio.to_thread(round_trips, sut, target.name, 40)
     stalled = sum(1 for t in during if t >= SLOW_S)
     assert 3 <= stalled <= 20, sorted(during)  # binomial(40, 0.25): mean 10
@@ -94,7 +107,8 @@ async def test_network_partition_blackholes_old_and_new_connections_until_healed
     [target] = (await backend.preview(req)).targets
     temporal = await temporal_client(sut, target.name)  # connected before the partition
     await backend.inject(req)
-    await confirmed(backend, req)
+    effect = await confirmed(backend, req, traffic=poke(sut, target.name))
+    assert "chunks held back" in " ".join(effect.evidence)
     with pytest.raises(RPCError):
         await rpc_seconds(temporal, timeout_s=1.0)
     old = connect(sut, target.name, timeout_s=1.0)
@@ -118,7 +132,13 @@ async def test_network_bandwidth_caps_throughput_at_the_rate(
     assert await produce_seconds(sut, target.name, size) < 0.5
 
     await backend.inject(req)
-    await confirmed(backend, req)
+
+    async def applied_but_untouched() -> None:  # in place, but no byte crossed it: not in effect
+        with pytest.raises(NotYet, match="touched no traffic"):
+            await backend.confirm(req)
+
+    await assert_eventually(applied_but_untouched, timeout_s=10)
+    await confirmed(backend, req, traffic=lambda: produce_seconds(sut, target.name, 20_000))
     throughput = size / await produce_seconds(sut, target.name, size)
     assert 0.6 * rate_bytes_s <= throughput <= 1.15 * rate_bytes_s, throughput
 
@@ -135,7 +155,10 @@ async def test_dns_error_fails_new_connections_and_spares_open_ones(
     with connect(sut, target.name) as opened:
         metadata_round_trip(opened)
         await backend.inject(req)
-        await confirmed(backend, req)
+        effect = await confirmed(backend, req)  # its own lookup through each route fails
+        assert "probed a new connection" in " ".join(effect.evidence) or "refused" in " ".join(
+            effect.evidence
+        )
         with connect(sut, target.name, timeout_s=2.0) as fresh, pytest.raises(ConnectionError):
             metadata_round_trip(fresh)  # closed at once, as a failed resolution
         with pytest.raises((RuntimeError, TimeoutError)):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -27,28 +26,32 @@ class Sent:
 
 
 class Events:
-    """Produces ByteBot events (as the stand-in writes them) to the target's topics."""
+    """Produces events as ByteBot's worker writes them (gzip, ISO timestamps, a fresh uuid4
+    eventId at every emission) to the target's topics."""
 
     def __init__(self, target: KafkaTarget) -> None:
         self.target = target
-        self.ts = int(time.time() * 1000)
-        self.producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap, acks="all")
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=target.bootstrap, acks="all", compression_type="gzip"
+        )
 
     async def emit(
         self, event_type: str, goal_run: str, step: int | None = None, eid: str | None = None
     ) -> Sent:
         """Write one event and wait for its acknowledgement."""
-        self.ts += 5
         topic = self.target.goal_topic if step is None else self.target.step_topic
         key = goal_run if step is None else f"{goal_run}-{step}"
-        value = {
-            "eventId": eid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{event_type}")),
+        now = datetime.now(UTC)
+        value: dict[str, object] = {
+            "eventId": eid or str(uuid.uuid4()),
             "eventType": event_type,
             "goalRunId": goal_run,
-            "stepNumber": step,
-            "timestamp": self.ts,
-            "producer": "test",
+            "tenantId": "tests",
+            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "payload": {},
         }
+        if step is not None:
+            value["stepNumber"] = step
         meta = await self.producer.send_and_wait(topic, json.dumps(value).encode(), key.encode())
         return Sent(topic, meta.partition, meta.offset, key)
 

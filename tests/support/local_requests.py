@@ -8,7 +8,9 @@ never injects or recovers a fault itself: the tests do, through the backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -36,8 +38,17 @@ def request(
     )
 
 
-async def confirmed(backend: LocalBackend, req: FaultRequest, timeout_s: float = 20) -> Injection:
-    """Poll confirm until the fault is in effect (as the workflow's retry policy does)."""
+async def confirmed(
+    backend: LocalBackend,
+    req: FaultRequest,
+    timeout_s: float = 20,
+    traffic: Callable[[], Awaitable[object]] | None = None,
+) -> Injection:
+    """Poll confirm until the fault is in effect (as the workflow's retry policy does).
+
+    A network fault is in effect only once it met the target's traffic: `traffic` makes some
+    (these tests have no load generator) between two polls.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -45,6 +56,9 @@ async def confirmed(backend: LocalBackend, req: FaultRequest, timeout_s: float =
         except NotYet:
             if time.monotonic() > deadline:
                 raise
+            if traffic is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(traffic(), timeout=3)
             await asyncio.sleep(0.2)
 
 

@@ -12,6 +12,8 @@ This module writes rule files and reads the status; it never opens a socket.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import time
 from typing import cast
@@ -168,6 +170,11 @@ class NetworkFaults:
             for r in applied
         }
         hit = {r: n for r, n in touched.items() if n > 0}
+        if not hit and rule.kind == "dns":
+            # Workers keep their connections, so a name lookup may not happen for a long time:
+            # look one up from the target's side, as `nslookup` in the pod would, and see it fail.
+            await _open_and_close([status.routes[r].listen_port for r in applied])
+            evidence.append("probed a new connection through each target route")
         if not hit:
             evidence.append(f"the rule touched no traffic yet ({_EFFECT_WORDS[rule.kind]}: 0)")
             return False, evidence
@@ -211,6 +218,17 @@ _EFFECT_WORDS = {
     "bandwidth": "seconds throttled",
     "dns": "connections refused",
 }
+
+
+async def _open_and_close(ports: list[int]) -> None:
+    """Open a connection to each local port and close it; refusals are what we look for."""
+    for port in ports:
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
 
 def _effect(stats: RouteStats, kind: str) -> float:
