@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 
 from standin.models import FaultyMode
 
-DEFAULT_TIME_SCALE = 0.1
+DEFAULT_TIME_SCALE = 0.2
 TIME_SCALE_ENV = "BYTEBOT_TIME_SCALE"
 FAULTY_ENV = "BYTEBOT_FAULTY"
 
