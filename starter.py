@@ -168,7 +168,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from activities.faults.chaos_mesh.render import render_scenario
+    from activities.faults.chaos_mesh.documents import render_scenario
     from activities.scenario import scenario_of
 
     scenario = scenario_of(build_input(args.scenario))
