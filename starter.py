@@ -1,4 +1,4 @@
-"""The CLI of the chaos orchestrator: run, schedule, render, schema, validate, report, demo.
+"""The CLI of the chaos orchestrator: run, schedule, render, import, schema, validate, report, demo.
 
 Parsing only: each command checks its flags, then calls one function in `control/`.
 Connection settings come from the same environment as the worker (TEMPORAL_ADDRESS, ...).
@@ -172,7 +172,31 @@ def cmd_render(args: argparse.Namespace) -> int:
     from activities.scenario import scenario_of
 
     scenario = scenario_of(build_input(args.scenario))
-    print(render_scenario(scenario, run_id=args.run_id), end="")
+    print(render_scenario(scenario, run_id=args.run_id, form=args.form), end="")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from control.importer.write import import_files
+    from models.durations import parse_duration
+
+    result = import_files(
+        [Path(f) for f in args.files],
+        Path(args.out),
+        skip_unsupported=args.skip_unsupported,
+        default_duration=parse_duration(args.default_duration),
+    )
+    for issue in result.issues:
+        print(issue, file=sys.stderr)
+    for path in result.written:
+        print(f"wrote {path}")
+    if result.refused:
+        print(
+            "nothing written: what cannot be carried over is listed above "
+            "(--skip-unsupported imports the rest)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -234,6 +258,26 @@ def parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="print the Chaos Mesh YAML of a scenario")
     render.add_argument("scenario")
     render.add_argument("--run-id", default="manual")
+    render.add_argument(
+        "--as",
+        dest="form",
+        choices=["auto", "objects", "workflow", "schedule"],
+        default="auto",
+        help="auto: a Schedule if the scenario has one, a Workflow if it pauses, else objects",
+    )
+
+    imp = sub.add_parser("import", help="Chaos Mesh YAML files -> scenario files")
+    imp.add_argument("files", nargs="+", help="Chaos Mesh YAML files")
+    imp.add_argument("--out", default="scenarios/imported", help="default: scenarios/imported")
+    imp.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="skip what cannot be carried over (StatusCheck, Task, other kinds) and import "
+        "the rest, instead of refusing",
+    )
+    imp.add_argument(
+        "--default-duration", default="60s", help="bound for faults that have no duration"
+    )
 
     demo = sub.add_parser("demo", help="the main job: everything local, one full scenario")
     demo.add_argument("scenario", nargs="?", default="full-resilience")
@@ -261,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_schema(args)
         if args.command == "render":
             return cmd_render(args)
+        if args.command == "import":
+            return cmd_import(args)
         if args.command == "validate":
             return cmd_validate(args, settings)
         if args.command == "demo":
