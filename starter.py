@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from control.reports import print_table, write_report
 from control.runs import BadInput, build_input, follow_run, start_run, ui_link
-from control.schedule import WEEKLY_CRON, WEEKLY_SCHEDULE_ID, ScheduleOptions
+from control.schedule import WEEKLY_SCENARIO, WEEKLY_SCHEDULE_ID, ScheduleOptions
 from models.durations import format_duration
 from models.report import ScenarioReport, Verdict
 from models.run import RunStatus
@@ -88,15 +88,16 @@ async def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
     handle = client.get_schedule_handle(args.schedule_id)
     if args.action == "apply":
+        from activities.scenario import scenario_of
+
         run_input = (
-            build_input(args.scenario)
-            if args.scenario
-            else ScenarioInput(scenario="full-resilience")
+            build_input(args.scenario) if args.scenario else ScenarioInput(scenario=WEEKLY_SCENARIO)
         )
-        options = ScheduleOptions(
+        options = ScheduleOptions.for_scenario(
+            scenario_of(run_input),
+            run_input,
             schedule_id=args.schedule_id,
             cron=args.cron,
-            run_input=run_input,
             task_queue=settings.task_queue,
             pause_on_failure=args.pause_on_failure,
         )
@@ -243,8 +244,8 @@ def parser() -> argparse.ArgumentParser:
         "action", choices=["apply", "describe", "pause", "unpause", "trigger", "delete"]
     )
     schedule.add_argument("--id", dest="schedule_id", default=WEEKLY_SCHEDULE_ID)
-    schedule.add_argument("--cron", default=WEEKLY_CRON, help=f"default: '{WEEKLY_CRON}'")
-    schedule.add_argument("--scenario", help="scenario or input file (default: full-resilience)")
+    schedule.add_argument("--cron", help="cron in UTC (default: the scenario's, else '0 2 * * 0')")
+    schedule.add_argument("--scenario", help=f"scenario or input file (default: {WEEKLY_SCENARIO})")
     schedule.add_argument(
         "--pause-on-failure",
         action="store_true",
