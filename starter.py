@@ -1,4 +1,4 @@
-"""The CLI of the chaos orchestrator: run, schedule, render, schema, validate, report, demo.
+"""The CLI of the chaos orchestrator: run, schedule, render, import, schema, validate, report, demo.
 
 Parsing only: each command checks its flags, then calls one function in `control/`.
 Connection settings come from the same environment as the worker (TEMPORAL_ADDRESS, ...).
@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from control.reports import print_table, write_report
 from control.runs import BadInput, build_input, follow_run, start_run, ui_link
-from control.schedule import WEEKLY_CRON, WEEKLY_SCHEDULE_ID, ScheduleOptions
+from control.schedule import WEEKLY_SCENARIO, WEEKLY_SCHEDULE_ID, ScheduleOptions
 from models.durations import format_duration
 from models.report import ScenarioReport, Verdict
 from models.run import RunStatus
@@ -88,15 +88,16 @@ async def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
     handle = client.get_schedule_handle(args.schedule_id)
     if args.action == "apply":
+        from activities.scenario import scenario_of
+
         run_input = (
-            build_input(args.scenario)
-            if args.scenario
-            else ScenarioInput(scenario="full-resilience")
+            build_input(args.scenario) if args.scenario else ScenarioInput(scenario=WEEKLY_SCENARIO)
         )
-        options = ScheduleOptions(
+        options = ScheduleOptions.for_scenario(
+            scenario_of(run_input),
+            run_input,
             schedule_id=args.schedule_id,
             cron=args.cron,
-            run_input=run_input,
             task_queue=settings.task_queue,
             pause_on_failure=args.pause_on_failure,
         )
@@ -168,11 +169,35 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from activities.faults.chaos_mesh.render import render_scenario
+    from activities.faults.chaos_mesh.documents import render_scenario
     from activities.scenario import scenario_of
 
     scenario = scenario_of(build_input(args.scenario))
-    print(render_scenario(scenario, run_id=args.run_id), end="")
+    print(render_scenario(scenario, run_id=args.run_id, form=args.form), end="")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from control.importer.write import import_files
+    from models.durations import parse_duration
+
+    result = import_files(
+        [Path(f) for f in args.files],
+        Path(args.out),
+        skip_unsupported=args.skip_unsupported,
+        default_duration=parse_duration(args.default_duration),
+    )
+    for issue in result.issues:
+        print(issue, file=sys.stderr)
+    for path in result.written:
+        print(f"wrote {path}")
+    if result.refused:
+        print(
+            "nothing written: what cannot be carried over is listed above "
+            "(--skip-unsupported imports the rest)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -222,8 +247,8 @@ def parser() -> argparse.ArgumentParser:
         "action", choices=["apply", "describe", "pause", "unpause", "trigger", "delete"]
     )
     schedule.add_argument("--id", dest="schedule_id", default=WEEKLY_SCHEDULE_ID)
-    schedule.add_argument("--cron", default=WEEKLY_CRON, help=f"default: '{WEEKLY_CRON}'")
-    schedule.add_argument("--scenario", help="scenario or input file (default: full-resilience)")
+    schedule.add_argument("--cron", help="cron in UTC (default: the scenario's, else '0 2 * * 0')")
+    schedule.add_argument("--scenario", help=f"scenario or input file (default: {WEEKLY_SCENARIO})")
     schedule.add_argument(
         "--pause-on-failure",
         action="store_true",
@@ -237,6 +262,26 @@ def parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="print the Chaos Mesh YAML of a scenario")
     render.add_argument("scenario")
     render.add_argument("--run-id", default="manual")
+    render.add_argument(
+        "--as",
+        dest="form",
+        choices=["auto", "objects", "workflow", "schedule"],
+        default="auto",
+        help="auto: a Schedule if the scenario has one, a Workflow if it pauses, else objects",
+    )
+
+    imp = sub.add_parser("import", help="Chaos Mesh YAML files -> scenario files")
+    imp.add_argument("files", nargs="+", help="Chaos Mesh YAML files")
+    imp.add_argument("--out", default="scenarios/imported", help="default: scenarios/imported")
+    imp.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="skip what cannot be carried over (StatusCheck, Task, other kinds) and import "
+        "the rest, instead of refusing",
+    )
+    imp.add_argument(
+        "--default-duration", default="60s", help="bound for faults that have no duration"
+    )
 
     demo = sub.add_parser("demo", help="the main job: everything local, one full scenario")
     demo.add_argument("scenario", nargs="?", default="full-resilience")
@@ -275,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_schema(args)
         if args.command == "render":
             return cmd_render(args)
+        if args.command == "import":
+            return cmd_import(args)
         if args.command == "validate":
             return cmd_validate(args, settings)
         if args.command == "demo":

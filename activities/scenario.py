@@ -58,11 +58,13 @@ def check_namespaces(scenario: Scenario, allowed: list[str]) -> None:
     """Refuse a scenario that targets a namespace outside the allowed ones."""
     for i, step in enumerate(scenario.steps):
         for j, fault in enumerate(step.faults):
-            if allowed and fault.target.namespace not in allowed:
-                raise _invalid(
-                    f"steps.{i}.faults.{j}.target.namespace: '{fault.target.namespace}' "
-                    f"is not an allowed namespace (allowed: {', '.join(allowed)})"
-                )
+            for namespace in fault.namespaces() if allowed else []:
+                if namespace not in allowed:
+                    where = "target" if namespace == fault.target.namespace else "peer_pods"
+                    raise _invalid(
+                        f"steps.{i}.faults.{j}.{where}.namespace: '{namespace}' "
+                        f"is not an allowed namespace (allowed: {', '.join(allowed)})"
+                    )
 
 
 class ScenarioActivities:

@@ -1,10 +1,11 @@
 """The seed's hand-applied manifest files, generated from the built-in scenarios.
 
-Owns the files of `manifests/` (`pod-failure.yaml`, `network-chaos.yaml`, `stress-chaos.yaml`)
-and their CLI, `python -m control.manifests write|check DIR`. The objects themselves are
-rendered by `activities.faults.chaos_mesh.render`;
-this module only adds each file's header and writes or compares the files. It never talks to
-the Kubernetes API and writes nowhere but the directory it is given.
+Owns the files of `manifests/` (`pod-failure.yaml`, `network-chaos.yaml`, `stress-chaos.yaml`,
+`chaos-workflow.yaml`: ByteBot's four suite files, rendered from their ported scenarios) and
+their CLI, `python -m control.manifests write|check DIR`. The documents themselves are
+rendered by `activities.faults.chaos_mesh.documents`; this module only adds each file's
+header and writes or compares the files. It never talks to the Kubernetes API and writes
+nowhere but the directory it is given.
 """
 
 from __future__ import annotations
@@ -13,28 +14,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from activities.faults.chaos_mesh.render import RenderError, render_scenario
+from activities.faults.chaos_mesh.documents import render_scenario
+from activities.faults.chaos_mesh.render import RenderError
 from activities.scenario_files import load_builtin
 from models.scenario import Scenario
 
-#: The seed's hand-applied manifests and the built-in scenarios they are generated from.
+#: ByteBot's hand-applied manifests and the built-in scenarios they are generated from.
 SEED_MANIFESTS = {
-    "pod-failure.yaml": "pod-failure",
-    "network-chaos.yaml": "network-chaos",
-    "stress-chaos.yaml": "stress-chaos",
+    "pod-failure.yaml": ("pod-failure",),
+    "network-chaos.yaml": ("network-chaos",),
+    "stress-chaos.yaml": ("stress-chaos",),
+    "chaos-workflow.yaml": ("temporal-resilience-test", "weekly-resilience-test"),
 }
 
 
-def manifest_file(scenario: Scenario) -> str:
-    """The content of a generated manifest file: a header, then the scenario's objects."""
-    header = (
-        f"# {scenario.description or scenario.name}\n"
-        f"# Generated from scenarios/{scenario.name}.yaml by "
+def manifest_file(file: str, scenarios: Sequence[Scenario]) -> str:
+    """The content of a generated manifest file: a header, then each scenario's documents."""
+    sources = ", ".join(f"scenarios/{s.name}.yaml" for s in scenarios)
+    header = "".join(f"# {s.name}: {s.description or s.name}\n" for s in scenarios) + (
+        f"# Generated from {sources} by "
         "`python -m control.manifests write manifests/`; do not edit by hand.\n"
-        f"# Apply: kubectl apply -f {scenario.name}.yaml   Remove: kubectl delete -f ...\n"
+        f"# Apply: kubectl apply -f {file}   Remove: kubectl delete -f {file}\n"
         "# Each fault ends by itself after its `duration`; delete the objects afterwards.\n"
     )
-    return header + render_scenario(scenario)
+    return header + "".join(render_scenario(s) for s in scenarios)
 
 
 def expected_manifests() -> dict[str, str]:
@@ -43,7 +46,10 @@ def expected_manifests() -> dict[str, str]:
     Raises:
         RenderError: a built-in scenario has a fault Chaos Mesh cannot express.
     """
-    return {file: manifest_file(load_builtin(name)) for file, name in SEED_MANIFESTS.items()}
+    return {
+        file: manifest_file(file, [load_builtin(n) for n in names])
+        for file, names in SEED_MANIFESTS.items()
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,12 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command, directory = args[0], Path(args[1])
     failed = []
-    for file, name in SEED_MANIFESTS.items():
+    for file, names in SEED_MANIFESTS.items():
         path = directory / file
         try:
-            content = manifest_file(load_builtin(name))
+            content = manifest_file(file, [load_builtin(name) for name in names])
         except RenderError as err:
-            print(f"{path}: scenario {name}: {err}", file=sys.stderr)
+            print(f"{path}: scenarios {', '.join(names)}: {err}", file=sys.stderr)
             failed.append(str(path))
             continue
         if command == "write":

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RuleKind = Literal["delay", "loss", "partition", "bandwidth", "dns"]
-PeerName = Literal["temporal", "kafka"]
+PeerName = Literal["temporal", "kafka", "orchestrator", "llm-proxy"]
 #: "to": replica -> peer (requests); "from": peer -> replica (answers); "both".
 RuleDirection = Literal["to", "from", "both"]
 StreamDirection = Literal["to", "from"]

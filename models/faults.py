@@ -8,57 +8,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from models.base import Frozen
 from models.durations import Duration
+from models.peers import ALL_PEERS as ALL_PEERS
+from models.peers import DEFAULT_PEERS, peers_matching_pattern
+from models.peers import Peer as Peer
+from models.targets import WORKER_LABELS as WORKER_LABELS
+from models.targets import PodTarget as PodTarget
+from models.targets import SelectMode as SelectMode
 
 #: No single fault may hold longer than this, whatever a scenario says.
 MAX_FAULT_DURATION = timedelta(hours=1)
-WORKER_LABELS = {"app": "bytebot-temporal-worker"}
-
-
-class SelectMode(StrEnum):
-    """How many of the matching targets a fault hits (Chaos Mesh's `mode`)."""
-
-    ONE = "one"
-    ALL = "all"
-    FIXED = "fixed"
-    FIXED_PERCENT = "fixed-percent"
-    RANDOM_MAX_PERCENT = "random-max-percent"
-
-
-class PodTarget(Frozen):
-    """Which worker pods (or local replicas) a fault hits."""
-
-    namespace: str = Field("bytebot", description="Namespace of the target pods.")
-    labels: dict[str, str] = Field(
-        default_factory=lambda: dict(WORKER_LABELS),
-        description="Pods must carry every one of these labels.",
-    )
-    mode: SelectMode = Field(SelectMode.ONE, description="How many matching pods to hit.")
-    value: int | None = Field(
-        None, ge=1, description="Count for 'fixed'; percent (1-100) for the percent modes."
-    )
-
-    @model_validator(mode="after")
-    def _value_fits_mode(self) -> PodTarget:
-        if self.mode in (SelectMode.ONE, SelectMode.ALL) and self.value is not None:
-            raise ValueError(f"mode '{self.mode}' takes no value")
-        if self.mode is SelectMode.FIXED and self.value is None:
-            raise ValueError("mode 'fixed' needs a value: the number of pods")
-        percent = self.mode in (SelectMode.FIXED_PERCENT, SelectMode.RANDOM_MAX_PERCENT)
-        if percent and (self.value is None or self.value > 100):
-            raise ValueError(f"mode '{self.mode}' needs a value between 1 and 100 (percent)")
-        return self
-
-    def describe(self) -> str:
-        """A short human form, e.g. `bytebot/app=bytebot-temporal-worker (one)`."""
-        labels = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
-        mode = self.mode.value if self.value is None else f"{self.mode.value} {self.value}"
-        return f"{self.namespace}/{labels} ({mode})"
 
 
 class Symptom(StrEnum):
@@ -142,6 +106,10 @@ class FaultBase(Frozen):
             raise ValueError(f"duration must be at most {MAX_FAULT_DURATION} (no open-ended fault)")
         return self
 
+    def namespaces(self) -> list[str]:
+        """Every namespace whose pods the fault acts on."""
+        return [self.target.namespace]
+
     @property
     def label(self) -> str:
         """The fault's name, or its action when unnamed."""
@@ -195,19 +163,51 @@ class Direction(StrEnum):
     BOTH = "both"
 
 
-Peer = Literal["temporal", "kafka"]
-ALL_PEERS: tuple[Peer, ...] = ("temporal", "kafka")
-
-
 class NetworkFaultBase(FaultBase):
-    """Common fields of the network faults."""
+    """Common fields of the network faults: the traffic of the target pods with whom.
+
+    The other side is given as Chaos Mesh gives it: pods (`peer_pods`, its `target`), host
+    names (`external_targets`), symbolic dependencies (`peers`), or every connection
+    (`all_traffic`: neither `target` nor `externalTargets`). With none of these, `peers` is
+    Temporal and Kafka.
+    """
 
     peers: list[Peer] = Field(
-        default_factory=lambda: list(ALL_PEERS),
-        min_length=1,
-        description="Dependencies whose traffic with the target is affected.",
+        default_factory=list,
+        description="Dependencies whose traffic with the target is affected (temporal, kafka, "
+        "orchestrator, llm-proxy); by default temporal and kafka when nothing else is given.",
+    )
+    peer_pods: PodTarget | None = Field(
+        None, description="The pods on the other side, with their own mode (Chaos Mesh target)."
+    )
+    external_targets: list[str] = Field(
+        default_factory=list, description="Host names or IPs on the other side (externalTargets)."
+    )
+    all_traffic: bool = Field(
+        False, description="Every connection of the target, whatever the other side is."
     )
     direction: Direction = Field(Direction.TO, description="Traffic direction affected.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_peers(cls, data: Any) -> Any:
+        keys = ("peers", "peer_pods", "external_targets", "all_traffic")
+        if isinstance(data, dict) and not any(data.get(k) for k in keys):
+            data = {**data, "peers": list(DEFAULT_PEERS)}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind_of_other_side(self) -> NetworkFaultBase:
+        if self.all_traffic and (self.peers or self.peer_pods or self.external_targets):
+            raise ValueError("all_traffic excludes peers, peer_pods and external_targets")
+        if len(set(self.peers)) != len(self.peers):
+            raise ValueError(f"peers repeat: {self.peers}")
+        return self
+
+    def namespaces(self) -> list[str]:
+        """The target's namespace and, for a pod peer, the peer's (Chaos Mesh acts on both)."""
+        others = [self.peer_pods.namespace] if self.peer_pods else []
+        return sorted({self.target.namespace, *others})
 
 
 class NetworkDelay(NetworkFaultBase):
@@ -216,7 +216,9 @@ class NetworkDelay(NetworkFaultBase):
     action: Literal["network-delay"] = "network-delay"
     latency: Duration = Field(timedelta(milliseconds=200), description="Added delay.")
     jitter: Duration = Field(timedelta(0), description="Random variation of the delay.")
-    correlation_pct: int = Field(0, ge=0, le=100, description="Correlation with the last one.")
+    correlation_pct: int | None = Field(
+        None, ge=0, le=100, description="Correlation with the previous packet's delay, percent."
+    )
 
     @property
     def expected(self) -> ExpectedBehavior:
@@ -228,7 +230,9 @@ class NetworkLoss(NetworkFaultBase):
 
     action: Literal["network-loss"] = "network-loss"
     loss_pct: int = Field(25, ge=1, le=100, description="Share of packets dropped.")
-    correlation_pct: int = Field(0, ge=0, le=100, description="Correlation with the last one.")
+    correlation_pct: int | None = Field(
+        None, ge=0, le=100, description="Correlation with the previous packet's fate, percent."
+    )
 
     @property
     def expected(self) -> ExpectedBehavior:
@@ -258,27 +262,42 @@ class NetworkBandwidth(NetworkFaultBase):
         return DELAY_EXPECTED
 
 
-class DnsError(FaultBase):
-    """Name resolution of the peers fails (DNSChaos error)."""
+class DnsFaultBase(FaultBase):
+    """Common fields of the DNS faults (DNSChaos): which names are affected."""
 
-    action: Literal["dns-error"] = "dns-error"
     patterns: list[str] = Field(
         default_factory=lambda: ["temporal*", "core-cluster-kafka*", "kafka*"],
         min_length=1,
-        description="Domain patterns that fail to resolve; '*' only at the end, '?' anywhere.",
+        description="Domain patterns affected; '*' only at the end, '?' anywhere.",
     )
 
     @model_validator(mode="after")
-    def _patterns_chaos_mesh_can_match(self) -> DnsError:
+    def _patterns_chaos_mesh_can_match(self) -> DnsFaultBase:
         # Chaos Mesh accepts a leading '*' and then silently matches nothing: refuse it here.
         for pattern in self.patterns:
             if not pattern or "*" in pattern[:-1]:
                 raise ValueError(f"pattern '{pattern}': '*' may only end a pattern (e.g. 'kafka*')")
         return self
 
+    def peers(self) -> list[Peer]:
+        """The known peers whose names the patterns match."""
+        return [p for p in ALL_PEERS if any(p in peers_matching_pattern(x) for x in self.patterns)]
+
     @property
     def expected(self) -> ExpectedBehavior:
         return PARTITION_EXPECTED
+
+
+class DnsError(DnsFaultBase):
+    """Name resolution of the peers fails (DNSChaos error)."""
+
+    action: Literal["dns-error"] = "dns-error"
+
+
+class DnsRandom(DnsFaultBase):
+    """Name resolution of the peers returns random addresses (DNSChaos random)."""
+
+    action: Literal["dns-random"] = "dns-random"
 
 
 class CpuStressor(Frozen):
@@ -338,6 +357,7 @@ FaultSpec = Annotated[
     | NetworkPartition
     | NetworkBandwidth
     | DnsError
+    | DnsRandom
     | CpuStress
     | MemoryStress
     | CombinedStress,

@@ -15,6 +15,7 @@ from models.base import Frozen
 from models.contract import GoalRunContract
 from models.durations import Duration
 from models.faults import FaultSpec
+from models.schedule import ScheduleSettings
 
 
 class Step(Frozen):
@@ -203,6 +204,11 @@ class Scenario(Frozen):
     abort_conditions: AbortConditions = Field(default_factory=AbortConditions)
     continue_on_failure: bool = Field(
         False, description="Run the remaining steps after a failed one."
+    )
+    schedule: ScheduleSettings | None = Field(
+        None,
+        description="When it runs by itself (`starter.py schedule apply`); a manual run "
+        "ignores it.",
     )
 
     @property

@@ -389,7 +389,7 @@ def test_the_configmap_holds_settings_the_worker_accepts(monkeypatch: pytest.Mon
         monkeypatch.setenv(key, value)
     settings = Settings()
     assert settings.backend == "chaos-mesh"
-    assert settings.allowed_namespaces == ["bytebot"]
+    assert settings.allowed_namespaces == ["bytebot", "temporal", "kafka"]
     assert settings.task_queue == "bytebot-chaos"
     assert settings.temporal_address == "temporal-frontend.temporal.svc.cluster.local:7233"
 

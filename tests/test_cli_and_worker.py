@@ -151,9 +151,10 @@ async def test_schedule_apply_twice_leaves_one_weekly_schedule(
     ids = [s.id async for s in await client.list_schedules() if s.id == schedule_id]
     assert ids == [schedule_id]
     description = await client.get_schedule_handle(schedule_id).describe()
-    # The server stores the cron as a calendar: Mondays at 03:00, one week apart.
+    # The server stores the cron as a calendar: ByteBot's Sundays at 02:00 UTC, a week apart.
     (calendar,) = description.schedule.spec.calendars
-    assert (calendar.day_of_week[0].start, calendar.hour[0].start) == (1, 3)
+    assert (calendar.day_of_week[0].start, calendar.hour[0].start) == (0, 2)
+    assert description.schedule.spec.time_zone_name == "UTC"
     first_run, second_run = description.info.next_action_times[:2]
     assert (second_run - first_run).days == 7
     assert description.schedule.policy.pause_on_failure

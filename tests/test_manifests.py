@@ -14,6 +14,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from activities.faults.chaos_mesh.documents import form_of, render_scenario
 from activities.faults.chaos_mesh.render import (
     ANNOTATION_EXPIRES_AT,
     ANNOTATION_RUN_ID,
@@ -25,7 +26,6 @@ from activities.faults.chaos_mesh.render import (
     RenderError,
     render_fault,
     render_request,
-    render_scenario,
     run_label,
 )
 from activities.scenario_files import builtin_names, load_builtin
@@ -92,7 +92,7 @@ def spec_of(fault: dict[str, Any], peers: PeerMap | None = None) -> dict[str, An
         (
             {"action": "network-loss", "duration": "30s", "loss_pct": 25},
             "NetworkChaos",
-            {"action": "loss", "loss": {"loss": "25", "correlation": "0"}},
+            {"action": "loss", "loss": {"loss": "25"}},
         ),
         (
             {"action": "network-partition", "duration": "30s", "peers": ["kafka"]},
@@ -212,7 +212,7 @@ def test_faults_chaos_mesh_cannot_express_are_refused_with_the_reason() -> None:
 @pytest.mark.parametrize("name", builtin_names())
 def test_every_builtin_scenario_renders_one_bounded_object_per_fault(name: str) -> None:
     scenario = load_builtin(name)
-    docs = [d for d in yaml.safe_load_all(render_scenario(scenario)) if d]
+    docs = [d for d in yaml.safe_load_all(render_scenario(scenario, form="objects")) if d]
     assert len(docs) == scenario.fault_count
     assert len({d["metadata"]["name"] for d in docs}) == len(docs)
     for doc in docs:
@@ -244,3 +244,60 @@ def test_the_check_command_reports_a_hand_edited_manifest(
     errors = capsys.readouterr().err
     assert f"{edited} is out of date" in errors
     assert "stress-chaos.yaml is out of date" not in errors
+
+
+def test_a_pod_peer_selector_renders_as_the_target_with_its_own_mode() -> None:
+    spec = spec_of(
+        {
+            "action": "network-delay",
+            "duration": "2m",
+            "latency": "200ms",
+            "jitter": "50ms",
+            "correlation_pct": 50,
+            "direction": "both",
+            "target": {"mode": "all"},
+            "peer_pods": {"namespace": "temporal", "labels": {}, "mode": "fixed", "value": 2},
+        }
+    )
+    assert spec["mode"] == "all"
+    assert spec["target"] == {
+        "mode": "fixed",
+        "value": "2",
+        "selector": {"namespaces": ["temporal"]},
+    }
+    assert spec["delay"] == {"latency": "200ms", "jitter": "50ms", "correlation": "50"}
+    assert "externalTargets" not in spec
+
+
+def test_all_traffic_has_neither_target_nor_external_targets_and_new_peers_are_hosts() -> None:
+    spec = spec_of(
+        {"action": "network-bandwidth", "duration": "30s", "all_traffic": True, "direction": "both"}
+    )
+    assert "target" not in spec and "externalTargets" not in spec
+    assert spec["direction"] == "both"
+    spec = spec_of({"action": "network-partition", "duration": "30s", "peers": ["llm-proxy"]})
+    assert spec["externalTargets"] == ["bytebot-llm-proxy.bytebot.svc.cluster.local"]
+    with pytest.raises(ValidationError, match="all_traffic excludes"):
+        spec_of(
+            {"action": "network-loss", "duration": "30s", "all_traffic": True, "peers": ["kafka"]}
+        )
+
+
+def test_dns_random_renders_the_random_action() -> None:
+    spec = spec_of({"action": "dns-random", "duration": "1m", "patterns": ["kafka*"]})
+    assert spec["action"] == "random" and spec["patterns"] == ["kafka*"]
+
+
+def test_scenarios_with_pauses_render_as_a_workflow_and_scheduled_ones_as_a_schedule() -> None:
+    assert form_of(load_builtin("pod-failure")) == "objects"
+    assert form_of(load_builtin("temporal-resilience-test")) == "workflow"
+    assert form_of(load_builtin("weekly-resilience-test")) == "schedule"
+    [workflow] = [d for d in yaml.safe_load_all(render_scenario(load_builtin("full-resilience")))]
+    templates = {t["name"]: t for t in workflow["spec"]["templates"]}
+    assert templates["settle-after-pod-faults"] == {
+        "name": "settle-after-pod-faults",
+        "templateType": "Suspend",
+        "deadline": "10s",
+    }
+    assert templates["entry"]["children"][0] == "pod-kill"
+    assert templates["pod-kill"]["podChaos"]["duration"] == "30s"

@@ -45,6 +45,7 @@ from activities.faults.chaos_mesh.render import (
     kind_of,
     render_request,
 )
+from activities.faults.preview import preview_problems
 from models.faults import PodTarget, SelectMode
 from models.ledger import (
     FaultRequest,
@@ -197,6 +198,10 @@ class ChaosMeshBackend:
             )
         pods = await self._pods(fault.target)
         problems += self.blast_radius.problems(fault.target, len(pods))
+        containers = [
+            {c["name"] for c in (p.get("spec") or {}).get("containers", [])} for p in pods
+        ]
+        problems += preview_problems(fault, len(pods), containers)
         try:
             await self.kube.create(render_request(request, self.peers), dry_run=True)
         except RenderError as err:

@@ -4,9 +4,9 @@ Owns the only place where our snake_case models meet Chaos Mesh's camelCase: the
 action of each fault, its selector, mode and value, the mandatory `duration` (Chaos Mesh counts
 it from creation, so a fault ends even if the chaos worker dies), the peers of network faults,
 and the labels and annotations that name the tool, the run, the step and the expiry. Also
-renders whole scenarios as YAML (`starter.py render`). The seed's manifest files are written
-and checked by `control.manifests`; `python -m activities.faults.chaos_mesh.render write|check DIR`
-runs that module's CLI.
+`documents` builds whole scenarios from these objects (lists of objects, a Workflow, a
+Schedule: `starter.py render`); the seed's manifest files are written and checked by
+`control.manifests`.
 
 It never talks to the Kubernetes API, never reads the clock and never touches files: the same
 input always gives the same object, so a retried activity finds its own object and the
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import yaml
 from pydantic import Field, model_validator
 
 from models.base import Frozen
@@ -31,7 +30,8 @@ from models.faults import (
     ContainerKill,
     CpuStress,
     Direction,
-    DnsError,
+    DnsFaultBase,
+    DnsRandom,
     FaultSpec,
     MemoryStress,
     NetworkBandwidth,
@@ -45,7 +45,7 @@ from models.faults import (
     SelectMode,
 )
 from models.ledger import FaultRequest
-from models.scenario import Scenario
+from models.peers import PEER_CATALOG
 
 GROUP, VERSION = "chaos-mesh.org", "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -96,21 +96,23 @@ class PeerTarget(Frozen):
         return self
 
 
-class PeerMap(Frozen):
-    """Where the peers named by network faults (`temporal`, `kafka`) are in the cluster."""
+def _hosts_of(peer: Peer) -> PeerTarget:
+    return PeerTarget(hosts=[PEER_CATALOG[peer].host])
 
-    temporal: PeerTarget = Field(
-        default_factory=lambda: PeerTarget(hosts=["temporal-frontend.temporal.svc.cluster.local"])
-    )
-    kafka: PeerTarget = Field(
-        default_factory=lambda: PeerTarget(
-            hosts=["core-cluster-kafka-bootstrap.kafka.svc.cluster.local"]
-        )
-    )
+
+class PeerMap(Frozen):
+    """Where the peers named by network faults' `peers` are in the cluster (host names by
+    default: `models.peers.PEER_CATALOG`; a deployment may map a peer to its pods instead)."""
+
+    temporal: PeerTarget = Field(default_factory=lambda: _hosts_of("temporal"))
+    kafka: PeerTarget = Field(default_factory=lambda: _hosts_of("kafka"))
+    orchestrator: PeerTarget = Field(default_factory=lambda: _hosts_of("orchestrator"))
+    llm_proxy: PeerTarget = Field(default_factory=lambda: _hosts_of("llm-proxy"))
 
     def of(self, peer: Peer) -> PeerTarget:
         """The target of one peer."""
-        return self.temporal if peer == "temporal" else self.kafka
+        target: PeerTarget = getattr(self, peer.replace("-", "_"))
+        return target
 
 
 DEFAULT_PEERS = PeerMap()
@@ -120,7 +122,7 @@ def kind_of(fault: FaultSpec) -> ChaosKind:
     """The Chaos Mesh kind that implements a fault."""
     if isinstance(fault, PodKill | PodFailure | ContainerKill):
         return POD_CHAOS
-    if isinstance(fault, DnsError):
+    if isinstance(fault, DnsFaultBase):
         return DNS_CHAOS
     if isinstance(fault, CpuStress | MemoryStress | CombinedStress):
         return STRESS_CHAOS
@@ -128,8 +130,11 @@ def kind_of(fault: FaultSpec) -> ChaosKind:
 
 
 def selector(target: PodTarget) -> dict[str, Any]:
-    """Chaos Mesh's `selector` for a target: its namespace and label selectors."""
-    return {"namespaces": [target.namespace], "labelSelectors": dict(target.labels)}
+    """Chaos Mesh's `selector` for a target: its namespace and label selectors (if any)."""
+    out: dict[str, Any] = {"namespaces": [target.namespace]}
+    if target.labels:
+        out["labelSelectors"] = dict(target.labels)
+    return out
 
 
 def _mode(target: PodTarget) -> dict[str, Any]:
@@ -144,9 +149,17 @@ def _rate(kbps: int) -> str:
 
 
 def _peers(fault: NetworkFaultBase, peers: PeerMap) -> dict[str, Any]:
-    """`externalTargets` and/or `target` for a network fault's peers."""
-    hosts = [h for p in fault.peers for h in peers.of(p).hosts]
-    pod_peers = [peers.of(p) for p in fault.peers if peers.of(p).labels]
+    """`direction`, `externalTargets` and/or `target` for the other side of a network fault."""
+    hosts = [*fault.external_targets, *(h for p in fault.peers for h in peers.of(p).hosts)]
+    pod_peers = [
+        PodTarget(
+            namespace=t.namespace or fault.target.namespace, labels=t.labels, mode=SelectMode.ALL
+        )
+        for t in (peers.of(p) for p in fault.peers)
+        if t.labels
+    ]
+    if fault.peer_pods is not None:
+        pod_peers.append(fault.peer_pods)
     out: dict[str, Any] = {"direction": fault.direction.value}
     if hosts and fault.direction is not Direction.TO:
         raise RenderError(
@@ -156,16 +169,9 @@ def _peers(fault: NetworkFaultBase, peers: PeerMap) -> dict[str, Any]:
     if hosts:
         out["externalTargets"] = hosts
     if len(pod_peers) > 1:
-        raise RenderError("a NetworkChaos has one target selector: map at most one peer to pods")
+        raise RenderError("a NetworkChaos has one target selector: give at most one pod peer")
     if pod_peers:
-        peer = pod_peers[0]
-        out["target"] = {
-            "mode": "all",
-            "selector": {
-                "namespaces": [peer.namespace or fault.target.namespace],
-                "labelSelectors": dict(peer.labels),
-            },
-        }
+        out["target"] = _mode(pod_peers[0]) | {"selector": selector(pod_peers[0])}
     return out
 
 
@@ -176,8 +182,8 @@ def fault_spec(fault: FaultSpec, peers: PeerMap = DEFAULT_PEERS) -> dict[str, An
         spec["action"] = fault.action
     elif isinstance(fault, NetworkFaultBase):
         spec["action"] = fault.action.removeprefix("network-")
-    elif isinstance(fault, DnsError):
-        spec["action"] = "error"
+    elif isinstance(fault, DnsFaultBase):
+        spec["action"] = "random" if isinstance(fault, DnsRandom) else "error"
     spec |= _mode(fault.target)
     spec["selector"] = selector(fault.target)
     if isinstance(fault, PodKill) and fault.grace_period_s:
@@ -187,19 +193,22 @@ def fault_spec(fault: FaultSpec, peers: PeerMap = DEFAULT_PEERS) -> dict[str, An
     if isinstance(fault, NetworkFaultBase):
         spec |= _peers(fault, peers)
     if isinstance(fault, NetworkDelay):
-        spec["delay"] = {
-            "latency": format_duration(fault.latency),
-            "correlation": str(fault.correlation_pct),
-        } | ({"jitter": format_duration(fault.jitter)} if fault.jitter else {})
+        spec["delay"] = {"latency": format_duration(fault.latency)}
+        if fault.jitter:
+            spec["delay"]["jitter"] = format_duration(fault.jitter)
+        if fault.correlation_pct is not None:
+            spec["delay"]["correlation"] = str(fault.correlation_pct)
     elif isinstance(fault, NetworkLoss):
-        spec["loss"] = {"loss": str(fault.loss_pct), "correlation": str(fault.correlation_pct)}
+        spec["loss"] = {"loss": str(fault.loss_pct)}
+        if fault.correlation_pct is not None:
+            spec["loss"]["correlation"] = str(fault.correlation_pct)
     elif isinstance(fault, NetworkBandwidth):
         spec["bandwidth"] = {
             "rate": _rate(fault.rate_kbps),
             "limit": fault.limit_bytes,
             "buffer": fault.buffer_bytes,
         }
-    elif isinstance(fault, DnsError):
+    elif isinstance(fault, DnsFaultBase):
         spec["patterns"] = list(fault.patterns)  # the model checked them
     elif isinstance(fault, CpuStress | MemoryStress | CombinedStress):
         stressors: dict[str, Any] = {}
@@ -287,28 +296,3 @@ def render_request(request: FaultRequest, peers: PeerMap = DEFAULT_PEERS) -> dic
         managed=True,
         peers=peers,
     )
-
-
-def manual_name(scenario: Scenario, step: int, label: str) -> str:
-    """Name of a hand-applied object: `<scenario>-<step>-<fault>`."""
-    return f"{scenario.name}-{step:02d}-{label}"
-
-
-def render_scenario(
-    scenario: Scenario, run_id: str = MANUAL_RUN, peers: PeerMap = DEFAULT_PEERS
-) -> str:
-    """Every fault of a scenario as multi-document Chaos Mesh YAML, in step order."""
-    docs = []
-    for index, step in enumerate(scenario.steps):
-        for fault in step.faults:
-            obj = render_fault(
-                fault,
-                name=manual_name(scenario, index, fault.label),
-                run_id=run_id,
-                step=index,
-                managed=False,
-                peers=peers,
-            )
-            comment = f"# step {index} ({step.label}), {fault.action}: {fault.expected.summary}"
-            docs.append(f"---\n{comment}\n" + yaml.safe_dump(obj, sort_keys=False))
-    return "".join(docs)

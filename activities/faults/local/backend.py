@@ -42,6 +42,7 @@ from activities.faults.local.replicas import (
     select,
 )
 from activities.faults.local.stress import StressFaults
+from activities.faults.preview import preview_problems
 from faultproxy import procs
 from faultproxy.control import read_rules, remove_rule
 from models.ledger import (
@@ -129,6 +130,8 @@ class LocalBackend:
             chosen = select(spec.target, replicas, request.fault_id)
             if not chosen:
                 problems.append(no_match_reason(spec.target, len(replicas)))
+            matched = len(replicas) if matches(spec.target) else 0
+            problems += [p for p in preview_problems(spec, matched) if p not in problems]
         problems += self._family(spec.action).problems(spec, chosen)
         return TargetPreview(
             fault_id=request.fault_id,

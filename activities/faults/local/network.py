@@ -5,8 +5,10 @@ fault is one rule file naming the target replicas and peers, with the fault's ex
 proxy applies it within ~150 ms and drops it at its expiry, even if nobody withdraws it.
 Confirmation reads the proxy's status file: the rule is listed on every target route.
 
-DNS failure: DNSChaos matches domain patterns; here each pattern is matched (shell-style)
-against the peer names "temporal" and "kafka", and matching peers' new connections fail.
+The other side of a fault becomes peers (`models.peers`): a `peer_pods` selector means the
+peers whose pods it matches, `external_targets` the peers of those hosts, `all_traffic` every
+peer. DNS faults (error and random alike): each pattern is matched (shell-style) against the
+peers' cluster host names and symbolic names, and matching peers' new connections fail.
 This module writes rule files and reads the status; it never opens a socket.
 """
 
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import time
+from collections.abc import Collection
+from pathlib import Path
 from typing import cast
 
 from activities.faults.backend import FaultRejected
@@ -33,7 +36,7 @@ from faultproxy.control import (
     write_rule,
 )
 from models.faults import (
-    DnsError,
+    DnsFaultBase,
     FaultBase,
     NetworkBandwidth,
     NetworkDelay,
@@ -41,21 +44,41 @@ from models.faults import (
     NetworkLoss,
     NetworkPartition,
 )
+from models.peers import ALL_PEERS, peers_named_by, peers_selected_by
 
-PEERS: tuple[PeerName, ...] = ("temporal", "kafka")
+PEERS: tuple[PeerName, ...] = ALL_PEERS
 #: A status older than this means the proxy is not running.
 STALE_STATUS_S = 5.0
 WITHDRAW_WAIT_S = 3.0
 
 
-def peers_of(spec: FaultBase) -> list[PeerName]:
-    """The peers whose traffic the fault affects."""
-    if isinstance(spec, DnsError):
-        return [p for p in PEERS if any(fnmatch.fnmatch(p, pat) for pat in spec.patterns)]
-    return list(cast(NetworkFaultBase, spec).peers)
+def peers_of(spec: FaultBase, routed: Collection[PeerName] | None = None) -> list[PeerName]:
+    """The peers whose traffic the fault affects (`all_traffic`: those in ``routed``, the
+    peers the proxy has routes for, when given)."""
+    if isinstance(spec, DnsFaultBase):
+        return spec.peers()
+    net = cast(NetworkFaultBase, spec)
+    if net.all_traffic:
+        return [p for p in PEERS if routed is None or p in routed]
+    chosen = set(net.peers)
+    chosen.update(peers_selected_by(net.peer_pods) if net.peer_pods else [])
+    chosen.update(p for host in net.external_targets for p in peers_named_by(host))
+    return [p for p in PEERS if p in chosen]
 
 
-def rule_for(spec: FaultBase, fault_id: str, replicas: list[str], expires_at: float) -> Rule:
+def routed_peers(control_dir: Path) -> set[PeerName]:
+    """The peers the fault proxy has at least one route for (empty before it reports)."""
+    status = read_status(control_dir)
+    return {cast(PeerName, r.peer) for r in status.routes.values()} if status else set()
+
+
+def rule_for(
+    spec: FaultBase,
+    fault_id: str,
+    replicas: list[str],
+    expires_at: float,
+    routed: Collection[PeerName] | None = None,
+) -> Rule:
     """The proxy rule that realises a network fault."""
     direction = "both"
     if isinstance(spec, NetworkFaultBase) and not isinstance(spec, NetworkPartition):
@@ -76,7 +99,7 @@ def rule_for(spec: FaultBase, fault_id: str, replicas: list[str], expires_at: fl
         )
     elif isinstance(spec, NetworkPartition):
         kind, params = "partition", RuleParams()
-    elif isinstance(spec, DnsError):
+    elif isinstance(spec, DnsFaultBase):
         kind, params = "dns", RuleParams()
     else:
         raise FaultRejected(f"{getattr(spec, 'action', spec)} is not a network fault")
@@ -85,7 +108,7 @@ def rule_for(spec: FaultBase, fault_id: str, replicas: list[str], expires_at: fl
             "fault_id": fault_id,
             "kind": kind,
             "replicas": replicas,
-            "peers": peers_of(spec),
+            "peers": peers_of(spec, routed),
             "direction": direction,
             "params": params,
             "expires_at": expires_at,
@@ -114,6 +137,7 @@ class NetworkFaults:
         "network-partition",
         "network-bandwidth",
         "dns-error",
+        "dns-random",
     )
 
     def __init__(self, env: LocalEnv) -> None:
@@ -121,7 +145,7 @@ class NetworkFaults:
 
     def problems(self, spec: FaultBase, targets: list[ReplicaView]) -> list[str]:
         """The proxy must run and carry a route for every (target, peer)."""
-        peers = peers_of(spec)
+        peers = peers_of(spec, routed_peers(self.env.proxy_control_dir))
         if not peers:
             return [f"no peer matches the DNS patterns; peers are {', '.join(PEERS)}"]
         status = read_status(self.env.proxy_control_dir)
@@ -136,7 +160,10 @@ class NetworkFaults:
 
     async def apply(self, spec: FaultBase, entry: FaultEntry) -> None:
         """Publish the rule, noting first how much traffic each route had had this done to."""
-        rule = rule_for(spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at)
+        routed = routed_peers(self.env.proxy_control_dir)
+        rule = rule_for(
+            spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at, routed
+        )
         status = read_status(self.env.proxy_control_dir)
         if status is not None:
             entry.traffic_marks = {
@@ -155,7 +182,10 @@ class NetworkFaults:
         A rule in place that no byte of the target's traffic met (no connection opened under a
         DNS fault, an idle route) tested nothing: it is not in effect until traffic meets it.
         """
-        rule = rule_for(spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at)
+        routed = routed_peers(self.env.proxy_control_dir)
+        rule = rule_for(
+            spec, entry.fault_id, [t.name for t in entry.targets], entry.expires_at, routed
+        )
         status = read_status(self.env.proxy_control_dir)
         if status is None:
             return False, ["the fault proxy has not reported yet"]
