@@ -89,6 +89,8 @@ def chaos_worker(temporal: str, kafka: str, sut_root: Path, log: Path) -> Iterat
         "CHAOS_KAFKA_BOOTSTRAP": kafka,
         "CHAOS_LOCAL_STATE_DIR": str(sut_root),
         "CHAOS_LOG_FORMAT": "json",
+        # ByteBot's own suite also targets the Temporal frontend and the Kafka brokers.
+        "CHAOS_ALLOWED_NAMESPACES": "bytebot,temporal,kafka",
     }
     with open(log, "ab") as out:
         proc = subprocess.Popen(
