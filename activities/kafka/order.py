@@ -310,11 +310,12 @@ class EventOrderChecker:
             step.ended = etype if step.state == _S_IDLE else ""
             return
         need = _STEP_NEEDS.get(etype)
-        reason = (
-            f"{etype} with no {need} before it"
-            if need and state in (_S_NEW, _S_IDLE)
-            else f"{etype} while the step was {_STATE_WORDS[state]}"
-        )
+        if need and state in (_S_NEW, _S_IDLE):
+            reason = f"{etype} with no {need} before it"
+        elif need == "STEP_STARTED" and state == _S_APPROVED:
+            reason = f"{etype} with no STEP_STARTED after its approval"
+        else:
+            reason = f"{etype} while the step was {_STATE_WORDS[state]}"
         self._violate(name, goal_id(name), *at, prev or "(first on key)", etype, reason)
         # Keep reading this key as the event says it now is.
         step.state = _S_IDLE if etype in ("STEP_COMPLETED", "STEP_FAILED") else step.state

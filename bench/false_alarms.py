@@ -1,0 +1,102 @@
+"""False alarms on a healthy system: the main job, N times, on the healthy stand-in.
+
+A verdict other than `pass` on the healthy stand-in is a false alarm (or a finding the README
+documents as ByteBot's own, such as a terminal event lost to a swallowed emit). Runs
+`starter.py demo` N times with short caps, reads each run's JSON report, and prints one line
+per run, then the count and one JSON line:
+
+    .venv/bin/python bench/false_alarms.py --runs 10                 # full-resilience, 5s faults
+    .venv/bin/python bench/false_alarms.py --quick                   # 2 runs of one pod-kill
+    .venv/bin/python bench/false_alarms.py --scenario network-chaos --runs 3
+
+Not a test: it takes minutes per run, and what it measures is a rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from models.report import ScenarioReport, Verdict  # noqa: E402
+
+QUICK_SCENARIO = """\
+name: quick-pod-kill
+steps:
+  - fault: {action: pod-kill, duration: 8s}
+verification: {settle: 40s, probe_interval: 3s}
+"""
+
+
+def run_once(scenario: str, duration_cap: str, settle_cap: str, work: Path) -> ScenarioReport:
+    """One main job; its report."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "starter.py"),
+            "demo",
+            scenario,
+            "--duration-cap",
+            duration_cap,
+            "--settle-cap",
+            settle_cap,
+            "--work-dir",
+            str(work),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
+    (report,) = work.glob("*/reports/*.json")
+    return ScenarioReport.model_validate_json(report.read_text())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--scenario", default="full-resilience")
+    parser.add_argument("--duration-cap", default="5s")
+    parser.add_argument("--settle-cap", default="40s")
+    parser.add_argument("--quick", action="store_true", help="2 runs of one 8 s pod-kill")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="false-alarms-"))
+    scenario, runs = args.scenario, args.runs
+    if args.quick:
+        (root / "quick.yaml").write_text(QUICK_SCENARIO)
+        scenario, runs = str(root / "quick.yaml"), 2
+    alarms, seconds, faults = 0, [], 0
+    for n in range(runs):
+        began = time.monotonic()
+        report = run_once(scenario, args.duration_cap, args.settle_cap, root / f"run-{n}")
+        seconds.append(time.monotonic() - began)
+        faults += len(report.faults())
+        alarm = report.verdict is not Verdict.PASS
+        alarms += alarm
+        print(
+            f"run {n + 1}/{runs}: {report.verdict.value} in {seconds[-1]:.0f}s"
+            + (f"  <- {report.reason[:300]}" if alarm else ""),
+            flush=True,
+        )
+    print(f"false alarms: {alarms} of {runs} runs ({faults} faults judged)")
+    figures = {
+        "name": "false-alarms",
+        "scenario": scenario,
+        "runs": runs,
+        "false_alarms": alarms,
+        "faults": faults,
+        "run_s_median": sorted(seconds)[len(seconds) // 2],
+    }
+    print(json.dumps(figures))
+    return 0 if alarms == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
