@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.base import Frozen
 from models.scenario import KafkaTarget
@@ -170,6 +170,15 @@ class KafkaOrderReport(Frozen):
     )
     elapsed_s: float = 0.0
     notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        # `gaps`/`gap_details` became `no_terminal`/`no_start` (d65a496); recorded histories
+        # still carry them, and they must keep replaying.
+        if isinstance(data, dict) and ("gaps" in data or "gap_details" in data):
+            data = {k: v for k, v in data.items() if k not in ("gaps", "gap_details")}
+        return data
 
 
 class KafkaCheckProgress(Frozen):
