@@ -135,7 +135,9 @@ class HealthyProbes:
 
     @activity.defn(name=names.CHECK_KAFKA_EVENTS)
     async def check_kafka_events(self, check: KafkaCheckInput) -> KafkaOrderReport:
-        return KafkaOrderReport(events_read=10, keys=2, lag=LagReport(baseline_lag=0))
+        return KafkaOrderReport(
+            events_read=10, keys=2, window_events=10, lag=LagReport(baseline_lag=0)
+        )
 
     def all(self) -> list[Any]:
         return [
