@@ -34,6 +34,13 @@ class Pollers:
         self, client: Client, target: TemporalTarget, canary_ids: list[str]
     ) -> tuple[int, datetime | None, list[str]]:
         """Live pollers of the goal runs' task queue, since when none polled, and notes."""
+        identities, since, notes = await self.live_identities(client, target, canary_ids)
+        return len(identities), since, notes
+
+    async def live_identities(
+        self, client: Client, target: TemporalTarget, canary_ids: list[str]
+    ) -> tuple[list[str], datetime | None, list[str]]:
+        """Like `live`, naming the live pollers (the report counts them per replica)."""
         now = datetime.now(UTC)
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -56,4 +63,4 @@ class Pollers:
             notes.append(f"canary {canary_id}'s first workflow task waited {waited:.1f}s")
             since = None if live else scheduled
         notes.append(f"{len(polled)} poller(s) listed, {len(live)} live: {sorted(live)}")
-        return len(live), since, notes
+        return sorted(live), since, notes

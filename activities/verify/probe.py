@@ -172,7 +172,9 @@ class TemporalProbeActivities:
                 limit=CANARIES_EXAMINED,
             )
         ]
-        pollers, since, notes = await self.live_pollers(client, target, running)
+        identities, since, notes = await self.pollers.live_identities(client, target, running)
+        pollers = len(identities)
+        replicas = await self.backend.read_replicas(all_replicas(ctx.target))
         since_injection = literal(probe.injected_at.astimezone(UTC).isoformat())
         failed = [
             (e.id, STATUS_WORDS.get(e.status, "?") if e.status else "?")
@@ -220,6 +222,9 @@ class TemporalProbeActivities:
             breach=breach,
             notes=notes,
             start_latency_s=round(attempt.latency_s, 3),
+            replicas_ready=replicas.ready,
+            replicas_total=len(replicas.replicas),
+            live_pollers=identities,
         )
 
     @activity.defn(name=names.AWAIT_RECOVERY)
