@@ -15,7 +15,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.axes import Axes
-from matplotlib.dates import date2num
+from matplotlib.dates import DateFormatter, date2num
 from matplotlib.figure import Figure
 
 from models.history import RunDigest
@@ -64,7 +64,7 @@ def fault_figure(fault: FaultReport) -> str | None:
     if timeline is None or not timeline.points:
         return None
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(9, 7.5))
+        figure = Figure(figsize=(9, 8), layout="constrained")
         axes = figure.subplots(5, 1, sharex=True)
     points = timeline.points
     ax = axes[0]
@@ -126,7 +126,7 @@ def fault_figure(fault: FaultReport) -> str | None:
         if p.source is PointSource.RECOVERY:
             axes[-1].annotate("recovery check", (p.at, p.replicas_ready or 0), fontsize=6)
     figure.suptitle(f"{fault.label} ({fault.action}): {fault.verdict.value}")
-    figure.autofmt_xdate()
+    axes[-1].xaxis.set_major_formatter(DateFormatter("%H:%M:%S"))  # type: ignore[no-untyped-call]
     return _svg(figure)
 
 
@@ -136,7 +136,7 @@ def trend_figure(runs: list[RunDigest]) -> str | None:
         return None
     runs = sorted(runs, key=lambda r: r.started_at)
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(9, 2.5))
+        figure = Figure(figsize=(9, 2.5), layout="constrained")
         score, ttr = figure.subplots(1, 2)
     labels = [r.started_at.strftime("%m-%d %H:%M") for r in runs]
     score.plot(labels, [r.score_pct for r in runs], "o-")
