@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,17 +215,18 @@ async def test_history_lists_archived_and_temporal_runs_and_what_changed(
     archive = tmp_path / "archive"
     # An old run whose Temporal history is gone (retention): only the archive knows it.
     old = _report("weekly-old", T0, _fault("pod-kill", Verdict.FAIL, 9.0, ["lost"]))
-    archive_report(old.model_copy(update={"scenario": "t"}), archive)
-    handle = await harness.start(ScenarioInput(scenario=scenario(pod_kill("1s"))))
+    name = f"hist-{uuid.uuid4().hex[:6]}"  # the dev server is shared: runs of its own only
+    archive_report(old.model_copy(update={"scenario": name}), archive)
+    handle = await harness.start(ScenarioInput(scenario=scenario(pod_kill("1s"), name=name)))
     fresh: ScenarioReport = await handle.result()
-    runs = await load_history(client, archive, "t", 5)
+    runs = await load_history(client, archive, name, 5)
     assert [r.workflow_id for r in runs] == ["weekly-old", fresh.workflow_id]
     assert "verdict fail -> pass" in changes(runs[0], runs[1])
     result = await starter(
         temporal_server,
         "history",
         "--scenario",
-        "t",
+        name,
         "--last",
         "5",
         env={"CHAOS_REPORT_ARCHIVE": str(archive)},
