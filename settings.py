@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     health_port: int | None = Field(
         None, description="Serve /livez and /readyz on this port (for Kubernetes probes)."
     )
+    metrics_port: int | None = Field(
+        None, description="Serve Prometheus /metrics on this port (the SDK's and the tool's)."
+    )
+    report_archive: Path = Field(
+        Path("runs/archive"), description="Where every finished report is kept (the trend)."
+    )
 
     @field_validator("allowed_namespaces", mode="before")
     @classmethod

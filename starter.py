@@ -1,4 +1,5 @@
-"""The CLI of the chaos orchestrator: run, schedule, render, import, schema, validate, report, demo.
+"""The CLI of the chaos orchestrator: run, report, history, schedule, render, import, schema,
+validate, demo.
 
 Parsing only: each command checks its flags, then calls one function in `control/`.
 Connection settings come from the same environment as the worker (TEMPORAL_ADDRESS, ...).
@@ -17,12 +18,13 @@ from typing import Any
 
 from temporalio.client import Client
 
+from control.history import history_table, load_history
+from control.progress import RunProgress
 from control.reports import print_table, write_report
 from control.runs import BadInput, build_input, follow_run, start_run, ui_link
 from control.schedule import WEEKLY_SCENARIO, WEEKLY_SCHEDULE_ID, ScheduleOptions
 from models.durations import format_duration
 from models.report import ScenarioReport, Verdict
-from models.run import RunStatus
 from models.scenario import ScenarioInput
 from settings import Settings
 from worker import configure_logging, connect
@@ -38,11 +40,6 @@ EXIT_BY_VERDICT = {
 }
 
 
-def _print_status(status: RunStatus) -> None:
-    rows = ", ".join(f"{r.label}={r.status.value}" for r in status.ledger[-3:])
-    print(f"  [{status.phase}] {rows}", flush=True)
-
-
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     run_input = build_input(
         args.scenario,
@@ -56,11 +53,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"started {handle.id}\n  {ui_link(args.ui_url, settings.temporal_namespace, handle.id)}")
     if not (args.wait or args.dry_run):
         return 0
-    report = await follow_run(handle, _print_status)
-    return _finish(report, args)
+    with RunProgress(client, handle.id) as progress:
+        report = await follow_run(handle, on_poll=progress.poll)
+    return _finish(report, args, settings)
 
 
-def _finish(report: ScenarioReport, args: argparse.Namespace) -> int:
+def _finish(report: ScenarioReport, args: argparse.Namespace, settings: Settings) -> int:
     if report.dry_run:
         for fault in report.faults():
             preview = fault.preview
@@ -71,15 +69,28 @@ def _finish(report: ScenarioReport, args: argparse.Namespace) -> int:
             )
     else:
         print(print_table(report))
-    path = write_report(report, Path(args.report_dir))
-    print(f"report: {path}")
+    files = write_report(
+        report,
+        Path(args.report_dir),
+        archive=settings.report_archive,
+        junit=Path(args.junit) if args.junit else None,
+        ui_link=ui_link(args.ui_url, settings.temporal_namespace, report.workflow_id),
+    )
+    print(f"report: {files.html}\njunit: {files.junit}\njson: {files.json}")
     return EXIT_BY_VERDICT.get(report.verdict, 2)
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
     handle = client.get_workflow_handle(args.workflow_id, result_type=ScenarioReport)
-    return _finish(await handle.result(), args)
+    return _finish(await handle.result(), args, settings)
+
+
+async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    client = None if args.archive_only else await connect(settings)
+    runs = await load_history(client, settings.report_archive, args.scenario, args.last)
+    print(history_table(runs))
+    return 0
 
 
 async def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
@@ -236,11 +247,21 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--settle-cap", help="shorten the settle window to at most this")
     run.add_argument("--id", help="workflow id (default: chaos-<scenario>-<random>)")
     run.add_argument("--report-dir", default=str(REPORT_DIR))
+    run.add_argument("--junit", metavar="PATH", help="also write the JUnit XML here (for CI)")
     run.add_argument("--ui-url", default="http://localhost:8233", help="Temporal Web UI")
 
     report = sub.add_parser("report", help="print and write the report of a finished run")
     report.add_argument("workflow_id")
     report.add_argument("--report-dir", default=str(REPORT_DIR))
+    report.add_argument("--junit", metavar="PATH", help="also write the JUnit XML here")
+    report.add_argument("--ui-url", default="http://localhost:8233", help="Temporal Web UI")
+
+    history = sub.add_parser("history", help="past runs, their verdicts and what changed")
+    history.add_argument("--scenario", help="only this scenario's runs")
+    history.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
+    history.add_argument(
+        "--archive-only", action="store_true", help="read only the report archive, not Temporal"
+    )
 
     schedule = sub.add_parser("schedule", help="the weekly Temporal Schedule")
     schedule.add_argument(
@@ -326,7 +347,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_validate(args, settings)
         if args.command == "demo":
             return cmd_demo(args)
-        commands = {"run": cmd_run, "report": cmd_report, "schedule": cmd_schedule}
+        if args.command == "run" and args.junit and not (args.wait or args.dry_run):
+            print("--junit needs --wait: the verdict is known only at the end", file=sys.stderr)
+            return 2
+        commands = {
+            "run": cmd_run,
+            "report": cmd_report,
+            "schedule": cmd_schedule,
+            "history": cmd_history,
+        }
         return asyncio.run(commands[args.command](args, settings))
     except BadInput as err:
         print(f"invalid input:\n{err}", file=sys.stderr)

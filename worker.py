@@ -23,6 +23,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -41,7 +42,15 @@ log = structlog.get_logger("worker")
 
 WORKFLOWS: list[type] = [ChaosScenarioWorkflow, FaultWorkflow, ChaosOrphanSweeperWorkflow]
 #: Our own pure modules pass through the sandbox: reloading pydantic models per run is slow.
-PASSTHROUGH = ("models", "activities", "workflows", "pydantic", "pydantic_core", "structlog")
+PASSTHROUGH = (
+    "models",
+    "activities",
+    "workflows",
+    "pydantic",
+    "pydantic_core",
+    "structlog",
+    "prometheus_client",
+)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -65,7 +74,7 @@ def configure_logging(fmt: str = "console") -> None:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A client for the chaos runs' own Temporal namespace, with the pydantic converter."""
     tls: TLSConfig | bool = False
     if settings.tls_enabled:
@@ -84,6 +93,7 @@ async def connect(settings: Settings) -> Client:
         api_key=settings.temporal_api_key,
         tls=tls,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 
@@ -183,7 +193,15 @@ async def run_worker(settings: Settings) -> None:
     health = HealthServer(settings.health_port) if settings.health_port else None
     if health:
         await health.start()
-    client = await connect(settings)
+    runtime, interceptors = None, []
+    if settings.metrics_port:
+        from activities.metrics import MetricsInterceptor, sdk_runtime, serve_metrics
+
+        runtime, sdk_address = sdk_runtime()
+        serve_metrics(settings.metrics_port, sdk_address)
+        interceptors.append(MetricsInterceptor())
+        log.info("metrics_served", port=settings.metrics_port, path="/metrics")
+    client = await connect(settings, runtime)
     await ensure_search_attributes(client)
     backend = build_backend(settings)
     swept = await backend.sweep()  # the janitor: faults whose expiry passed while no one ran
@@ -199,7 +217,7 @@ async def run_worker(settings: Settings) -> None:
         *backend_activities(client, settings, backend),
         *verification_activities(client, settings, backend),
     ]
-    worker = build_worker(client, settings.task_queue, activities)
+    worker = build_worker(client, settings.task_queue, activities, interceptors=interceptors)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -237,6 +255,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--kafka-bootstrap", dest="kafka_bootstrap")
     parser.add_argument("--local-state-dir", dest="local_state_dir")
     parser.add_argument("--log-format", dest="log_format", choices=["console", "json"])
+    parser.add_argument("--metrics-port", dest="metrics_port", type=int, help="serve /metrics")
     args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     return Settings(**args)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from activities.scenario_files import load_builtin, load_file
 from models.errors import describe_validation_error
@@ -73,21 +74,32 @@ async def start_run(
 
 async def follow_run(
     handle: WorkflowHandle[Any, ScenarioReport],
-    on_change: Callable[[RunStatus], None],
+    on_change: Callable[[RunStatus], None] | None = None,
     interval_s: float = 2.0,
+    on_poll: Callable[[RunStatus], Awaitable[None]] | None = None,
 ) -> ScenarioReport:
-    """Query the run's status until it ends, reporting each change; the final report."""
+    """Query the run's status until it ends; the final report.
+
+    Args:
+        handle: The run.
+        on_change: Called with each status whose phase, step or ledger changed.
+        interval_s: Time between two queries.
+        on_poll: Awaited with every status (a live view that also asks the fault runs).
+    """
     result = asyncio.ensure_future(handle.result())
     last: tuple[object, ...] | None = None
     while not result.done():
         try:
             status = await handle.query(names.STATUS_QUERY, result_type=RunStatus)
+        except (RPCError, WorkflowQueryFailedError):
+            status = None  # a query can fail while the run closes
+        if status is not None:
             key = (status.phase, status.step, tuple((r.fault_id, r.status) for r in status.ledger))
-            if key != last:
+            if on_change is not None and key != last:
                 on_change(status)
-                last = key
-        except Exception:  # noqa: BLE001 - a query can fail while the run closes
-            pass
+            last = key
+            if on_poll is not None:
+                await on_poll(status)
         await asyncio.wait([result], timeout=interval_s)
     return result.result()
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from control.progress import RunProgress
 from control.reports import print_table, write_report
 from control.runs import build_input, follow_run, start_run, ui_link
 from devstack.kafka import KafkaBroker
@@ -32,7 +33,6 @@ from devstack.processes import stop_process_group
 from devstack.sut import LocalSut, SutPorts
 from devstack.temporal import TemporalDevServer
 from models.report import ScenarioReport, Verdict
-from models.run import RunStatus
 
 REPO = Path(__file__).resolve().parent.parent
 TASK_QUEUE = "bytebot-chaos"
@@ -107,12 +107,6 @@ def chaos_worker(temporal: str, kafka: str, sut_root: Path, log: Path) -> Iterat
         stop_process_group(proc, timeout_s=30)
 
 
-def _print_status(status: RunStatus) -> None:
-    running = [r for r in status.ledger if r.status.value == "injected"]
-    detail = ", ".join(f"{r.label} on {','.join(t.name for t in r.targets)}" for r in running)
-    _say(f"  {status.phase}" + (f" ({detail})" if detail else ""))
-
-
 async def _run_scenario(
     address: str, options: MainJobOptions, ui_url: str, started: list[str]
 ) -> ScenarioReport:
@@ -124,7 +118,8 @@ async def _run_scenario(
     started.append(handle.id)
     _say(f"run started: {handle.id}")
     _say(f"  Web UI: {ui_link(ui_url, 'default', handle.id)}")
-    return await follow_run(handle, _print_status)
+    with RunProgress(client, handle.id) as progress:
+        return await follow_run(handle, on_poll=progress.poll)
 
 
 async def _cancel_run(address: str, workflow_id: str) -> None:
@@ -188,9 +183,14 @@ def run_main_job(options: MainJobOptions) -> int:
             _say(f"chaos worker on task queue {TASK_QUEUE} (local backend)")
             report = asyncio.run(_run_scenario(temporal.address, options, temporal.ui_url, started))
             print(print_table(report), flush=True)
-            path = write_report(report, root / "reports")
-            _say(f"report: {path}")
-            _say(f"Web UI: {ui_link(temporal.ui_url, 'default', report.workflow_id)}")
+            link = ui_link(temporal.ui_url, "default", report.workflow_id)
+            # The archive is shared by the job's runs, so the report shows their trend.
+            files = write_report(
+                report, root / "reports", archive=options.work_dir / "archive", ui_link=link
+            )
+            _say(f"report: {files.html}")
+            _say(f"junit: {files.junit}")
+            _say(f"Web UI: {link}")
             if options.keep_running:
                 _say("services keep running; ^C to stop them")
                 signal.pause()

@@ -118,6 +118,13 @@ class HoldProbe(Frozen):
     start_latency_s: float | None = Field(
         default=None, description="How long the frontend took to accept the canary start."
     )
+    replicas_ready: int | None = Field(
+        default=None, description="Worker replicas ready at this probe; None: not read."
+    )
+    replicas_total: int | None = Field(default=None, description="Worker replicas known.")
+    live_pollers: list[str] = Field(
+        default_factory=list, description="Identities of the live pollers (who polls where)."
+    )
 
 
 class RecoveryInput(Frozen):

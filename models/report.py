@@ -22,6 +22,7 @@ from models.observations import (
     RecoveryCheck,
 )
 from models.scenario import DegradationLimits
+from models.timeline import FaultTimeline
 
 
 class Verdict(StrEnum):
@@ -86,6 +87,9 @@ class FaultReport(Frozen):
     time_to_recovery_s: float | None = None
     record: FaultRecord | None = None
     preview: TargetPreview | None = None
+    timeline: FaultTimeline | None = Field(
+        default=None, description="What the probes saw over time, for the report's plots."
+    )
 
 
 class StepReport(Frozen):

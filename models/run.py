@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from models.base import Frozen
 from models.ledger import FaultRecord, FaultRequest
-from models.observations import ProbeContext
+from models.observations import HoldProbe, ProbeContext
 from models.scenario import Scenario
 
 
@@ -49,3 +50,13 @@ class RunStatus(Frozen):
     abort_reason: str | None = None
     ledger: list[FaultRecord] = Field(default_factory=list)
     findings: list[str] = Field(default_factory=list)
+
+
+class FaultProgress(Frozen):
+    """What a fault run's `progress` query answers: its phase, row, hold and probes so far."""
+
+    phase: str
+    record: FaultRecord | None = None
+    hold_until: datetime | None = Field(None, description="When the hold ends, once injected.")
+    probes: int = Field(0, description="Hold probes so far.")
+    last_probe: HoldProbe | None = None

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from models.ledger import FaultRecord
+from datetime import datetime
+
+from models.ledger import FaultRecord, FaultStatus
 from models.report import ScenarioReport
 
 
-def progress_summary(scenario: str, phase: str, ledger: list[FaultRecord]) -> str:
-    """A Markdown view of a run in progress: its phase and the fault ledger so far."""
+def progress_summary(
+    scenario: str,
+    phase: str,
+    ledger: list[FaultRecord],
+    *,
+    now: datetime | None = None,
+    findings: list[str] | None = None,
+) -> str:
+    """A Markdown view of a run in progress: its phase, the ledger so far, findings so far."""
     lines = [
         f"## {scenario}: {phase}",
         "",
-        "| fault | status | targets | until |",
-        "|---|---|---|---|",
+        "| fault | status | targets | until | left |",
+        "|---|---|---|---|---|",
     ]
     for row in ledger:
         targets = ", ".join(t.name for t in row.targets)
         until = row.expires_at.strftime("%H:%M:%S") if row.expires_at else ""
-        lines.append(f"| {row.label} | {row.status.value} | {targets} | {until} |")
+        left = ""
+        if now is not None and row.expires_at and row.status is FaultStatus.INJECTED:
+            left = f"{max(0.0, (row.expires_at - now).total_seconds()):.0f}s"
+        lines.append(f"| {row.label} | {row.status.value} | {targets} | {until} | {left} |")
+    if findings:
+        lines += ["", "Findings so far:", *(f"- {f}" for f in findings[-10:])]
     return "\n".join(lines)
 
 

@@ -36,8 +36,9 @@ with workflow.unsafe.imports_passed_through():
         RecoveryInput,
     )
     from models.report import FaultObservations, FaultReport, Verdict
-    from models.run import FaultRunInput
+    from models.run import FaultProgress, FaultRunInput
     from models.scenario import Verification
+    from models.timeline import fault_timeline
     from workflows import names, policies, visibility
 
 LEDGER_SIGNAL = names.LEDGER_SIGNAL
@@ -71,6 +72,7 @@ class FaultWorkflow:
         self._probes: list[HoldProbe] = []
         self._cancelled = False
         self._lag_samples: list[KafkaPositions] = []
+        self._hold_until: datetime | None = None
 
     def _stopping(self) -> bool:
         """True once the hold must end early: an abort, or this run being cancelled."""
@@ -90,6 +92,17 @@ class FaultWorkflow:
     def phase(self) -> str:
         """The current phase."""
         return self._phase
+
+    @workflow.query(name=names.PROGRESS_QUERY)
+    def progress(self) -> FaultProgress:
+        """Phase, ledger row, end of the hold and probes so far (what the CLI shows live)."""
+        return FaultProgress(
+            phase=self._phase,
+            record=self._record,
+            hold_until=self._hold_until,
+            probes=len(self._probes),
+            last_probe=self._probes[-1] if self._probes else None,
+        )
 
     @workflow.run
     async def run(self, run: FaultRunInput) -> FaultReport:
@@ -208,7 +221,7 @@ class FaultWorkflow:
                 )
             goal_runs, kafka = await asyncio.gather(goal_runs_check, kafka_check or _none())
         await self._set_phase("done")
-        return judge_fault(
+        return self._with_timeline(
             FaultObservations(
                 record=self._record,
                 expected=fault.expected,
@@ -264,7 +277,7 @@ class FaultWorkflow:
             targets=injection.targets,
             evidence=injection.evidence,
         )
-        hold_until = injected_at + fault.duration
+        hold_until = self._hold_until = injected_at + fault.duration
         in_effect = await self._confirm(request, fault, hold_until)
         if self._stopping():
             return in_effect
@@ -316,13 +329,16 @@ class FaultWorkflow:
                 summary=f"confirm {fault.action} took effect",
             )
         except ActivityError as err:
-            await self._update_record(evidence=[f"never confirmed: {_failure_text(err)}"])
+            await self._update_record(
+                evidence=[f"never confirmed: {_failure_text(err)}"], tell_parent=True
+            )
             return False
         record = self._record
         assert record is not None
         await self._update_record(
             evidence=record.evidence + effect.evidence,
             targets=effect.targets or record.targets,
+            tell_parent=True,
         )
         return effect.in_effect
 
@@ -339,7 +355,7 @@ class FaultWorkflow:
                 summary=f"recover {request.fault.action}",
             )
         except ActivityError as err:
-            await self._update_record(status=FaultStatus.RECOVERY_FAILED)
+            await self._update_record(status=FaultStatus.RECOVERY_FAILED, tell_parent=True)
             raise ApplicationError(
                 f"recovery of {request.fault_id} failed: {_failure_text(err)}",
                 type="RecoveryFailed",
@@ -384,12 +400,33 @@ class FaultWorkflow:
         self._phase = phase
         workflow.upsert_search_attributes([visibility.PHASE.value_set(phase)])
 
-    async def _update_record(self, **changes: object) -> None:
-        """Change this fault's ledger row and tell the parent run, which keeps the ledger."""
+    def _with_timeline(self, observations: FaultObservations) -> FaultReport:
+        """The verdict, with the fault's course over time for the report's plots."""
+        report = judge_fault(observations)
+        timeline = fault_timeline(
+            observations.record,
+            observations.baseline,
+            observations.probes,
+            observations.recovery,
+            observations.goal_runs,
+            observations.kafka,
+        )
+        return report.model_copy(update={"timeline": timeline})
+
+    async def _update_record(self, *, tell_parent: bool = False, **changes: object) -> None:
+        """Change this fault's ledger row; tell the parent run only when `tell_parent`.
+
+        A signal per change flooded the parent's history (four events each); the parent now
+        hears once, when the hold begins (for its `status` query), or when recovery failed
+        (this run then has no result). The final row comes with the result, and the
+        `record`/`progress` queries answer in between.
+        """
         assert self._record is not None
         self._record = self._record.model_copy(update=changes)
         parent = workflow.info().parent
         if parent is None:
+            return
+        if not tell_parent and workflow.patched(names.LEDGER_BY_RESULT_PATCH):
             return
         signal = workflow.get_external_workflow_handle(parent.workflow_id).signal(
             LEDGER_SIGNAL, self._record

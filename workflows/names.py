@@ -44,5 +44,9 @@ LEDGER_SIGNAL = "fault_recorded"
 STATUS_QUERY = "status"
 RECORD_QUERY = "record"
 PHASE_QUERY = "phase"
+PROGRESS_QUERY = "progress"
+#: Patch id: a fault run tells its parent its ledger row once (when the hold begins), not at
+#: every change; the final row travels in its result.
+LEDGER_BY_RESULT_PATCH = "ledger-by-result"
 
 WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"

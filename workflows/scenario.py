@@ -3,7 +3,8 @@
 Reads like the scenario it runs: resolve the scenario -> (dry run: preview targets) ->
 for each step: wait while paused, run its faults in parallel as `ChaosFaultWorkflow`s,
 stop on a failed step unless told to continue -> judge the run. The parent keeps the fault
-ledger (children signal every change) and answers the `status` query.
+ledger (a child signals once when its hold begins; its final row comes with its result) and
+answers the `status` query.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from models.durations import format_duration
     from models.faults import FaultSpec
     from models.judge import judge_run
     from models.ledger import FaultRecord, FaultRequest, TargetPreview
@@ -74,8 +76,9 @@ class ChaosScenarioWorkflow:
 
     @workflow.signal(name=LEDGER_SIGNAL)
     def fault_recorded(self, record: FaultRecord) -> None:
-        """A child's ledger row changed."""
+        """A child's ledger row changed (its hold began, or its recovery failed)."""
         self._ledger[record.fault_id] = record
+        self._show_progress()
 
     @workflow.query(name=names.STATUS_QUERY)
     def status(self) -> RunStatus:
@@ -260,7 +263,8 @@ class ChaosScenarioWorkflow:
                 id=f"{workflow.info().workflow_id}.{request.fault_id}",
                 # If this run is terminated, each child still gets to recover its fault.
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"{request.fault.action} on {request.fault.target.describe()}",
+                static_summary=f"{request.fault.action} on {request.fault.target.describe()} "
+                f"for {format_duration(request.fault.duration)}",
             )
         results = await asyncio.gather(
             *(self._child_report(r) for r in requests), return_exceptions=False
@@ -291,6 +295,7 @@ class ChaosScenarioWorkflow:
             )
         finally:
             self._running.pop(request.fault_id, None)
+        self._record_result(report)
         if report.verdict is Verdict.ABORTED:
             # One fault breached an abort condition: recover every other fault now too.
             self._abort_reason = self._abort_reason or report.reason
@@ -320,10 +325,24 @@ class ChaosScenarioWorkflow:
     async def _set_phase(self, phase: str) -> None:
         self._phase = phase
         workflow.upsert_search_attributes([visibility.PHASE.value_set(phase[:100])])
+        self._show_progress()
+
+    def _show_progress(self) -> None:
         # What the Web UI shows as the run's current details while it runs.
         workflow.set_current_details(
-            progress_summary(self._scenario_name, phase, list(self._ledger.values()))
+            progress_summary(
+                self._scenario_name,
+                self._phase,
+                list(self._ledger.values()),
+                now=workflow.now(),
+                findings=self._findings,
+            )
         )
+
+    def _record_result(self, report: FaultReport) -> None:
+        """A child's final ledger row comes with its result (no signal per change)."""
+        if report.record is not None:
+            self._ledger[report.fault_id] = report.record
 
     def _reason(self, verdict: Verdict, steps: list[StepReport]) -> str:
         if self._abort_reason:

@@ -213,6 +213,8 @@ class TemporalProbeActivities:
         ]
         view = await self.live_pollers(client, target, running)
         pollers, since, notes = view.count, view.since, list(view.notes)
+        identities = sorted(view.live)
+        replicas = await self.backend.read_replicas(all_replicas(ctx.target))
         failed = await failed_since(client, target, probe.injected_at, ctx.verification)
         now = datetime.now(UTC)
         if pollers == 0:
@@ -252,6 +254,9 @@ class TemporalProbeActivities:
             breach=breach,
             notes=notes,
             start_latency_s=round(attempt.latency_s, 3),
+            replicas_ready=replicas.ready,
+            replicas_total=len(replicas.replicas),
+            live_pollers=identities,
         )
 
     @activity.defn(name=names.AWAIT_RECOVERY)
