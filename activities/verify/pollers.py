@@ -53,22 +53,26 @@ def owns(replica: TargetRef, identity: str) -> bool:
 def not_polling(
     replicas: ReplicaSet,
     view: PollerView,
-    since: datetime | None,
-    targets: frozenset[str] = frozenset(),
+    hit: dict[str, datetime] | None = None,
+    before: ReplicaSet | None = None,
 ) -> list[str]:
     """Ready replicas with no live poller of their own.
 
-    The fault's targets must have polled after `since` (the injection): one that lost its
-    connection must have taken it up again. An idle worker renews its long poll only about
-    once a minute, so the others need only be live.
+    `hit` gives, for each replica the fault hit, the moment by which it must have polled
+    again. A replica replaced since `before` (a new process or pod) proves itself by any live
+    poll of its new identity; the same process must poll after that moment: a connection held
+    by a partition delivers its old polls when it heals, so only a poll after that counts. An
+    idle worker renews its long poll about once a minute, so the others need only be live.
     """
+    uids = {r.name: r.uid for r in before.replicas} if before else {}
     quiet = []
     for replica in replicas.replicas:
         if not replica.ready:
             continue
         mine = [at for who, at in view.live.items() if owns(replica, who)]
-        stale = since is not None and replica.name in targets and max(mine or [since]) <= since
-        if not mine or stale:
+        due = (hit or {}).get(replica.name)
+        replaced = uids.get(replica.name, replica.uid) != replica.uid
+        if not mine or (due is not None and not replaced and max(mine) <= due):
             quiet.append(replica.name)
     return quiet
 

@@ -149,7 +149,7 @@ class TemporalProbeActivities:
         else:
             problems += [
                 f"{name} is ready but has no live poller on task queue '{target.task_queue}'"
-                for name in not_polling(replicas, view, None)
+                for name in not_polling(replicas, view)
             ]
         problems += replica_problems(replicas, ctx.target)
         latency = await self._recent_latency(client, ctx, taken_at)

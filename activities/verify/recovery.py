@@ -48,6 +48,15 @@ def replica_problems(replicas: ReplicaSet, target: PodTarget) -> list[str]:
     return []
 
 
+#: A replica the fault hit must poll this long after the fault ended (see `not_polling`).
+POLL_AGAIN = timedelta(seconds=2)
+
+
+def _due(inp: RecoveryInput) -> dict[str, datetime]:
+    """By when each replica the fault hit must have polled again."""
+    return {name: inp.recovered_at + POLL_AGAIN for name in inp.targets}
+
+
 def _streak(first: dict[str, datetime], name: str, holds: bool, now: datetime) -> None:
     if holds:
         first.setdefault(name, now)
@@ -105,7 +114,7 @@ class RecoveryWatch:
             replicas = await self.backend.read_replicas(all_replicas(ctx.target))
             # Every ready replica must poll, and each one the fault hit must have polled since:
             # a worker that stays up and ready but stopped polling takes no work.
-            quiet = not_polling(replicas, view, inp.injected_at, frozenset(inp.targets))
+            quiet = not_polling(replicas, view, _due(inp), inp.baseline.replicas)
             # A condition counts from the start of its latest streak: a gone poller may still
             # look live until a canary's task has waited long enough to prove otherwise.
             _streak(first, POLLERS, view.count > 0 and not quiet, now)
@@ -173,9 +182,9 @@ def _report(
     problems: list[str] = []
     never_back = _never_back(inp, replicas)
     problems += [f"{name} not back after {waited}: {how}" for name, how in never_back]
-    quiet = not_polling(replicas, seen.view, inp.injected_at, frozenset(inp.targets))
+    quiet = not_polling(replicas, seen.view, _due(inp), inp.baseline.replicas)
     problems += [
-        f"{name} is ready but has not polled task queue '{tq}' since the fault hit it"
+        f"{name} is ready but has not polled task queue '{tq}' since the fault ended"
         for name in quiet
     ]
     if POLLERS not in first and not quiet:
