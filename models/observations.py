@@ -92,7 +92,10 @@ class HoldProbeInput(Frozen):
     """A periodic check while a fault holds."""
 
     context: ProbeContext
-    baseline: Baseline
+    baseline: Baseline | None = Field(
+        default=None,
+        description="Not read by the probe, so not sent: every probe's input is in the history.",
+    )
     injected_at: datetime
     no_pollers_since: datetime | None = Field(
         default=None,

@@ -299,7 +299,6 @@ class FaultWorkflow:
                 names.PROBE_HOLD,
                 HoldProbeInput(
                     context=run.context,
-                    baseline=baseline,
                     injected_at=injected_at,
                     no_pollers_since=no_pollers_since,
                 ),
