@@ -16,8 +16,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.faults.chaos_mesh.backend import ChaosMeshBackend
 from activities.faults.chaos_mesh.client import KubeClient
+from activities.faults.chaos_mesh.render import PeerMap, PeerTarget
 from devstack.kube import KubeApiServer
 from devstack.temporal import TemporalDevServer
+from tests.support.chaos_mesh_stack import (
+    RealChaosMesh,
+    deployment,
+    real_chaos_mesh,
+    wait_ready_pods,
+)
 from tests.support.fake_chaos_controller import FakeChaosController, worker_pods
 from tests.support.scenario_runs import Harness
 from tests.support.standins import MarkerBackend
@@ -76,7 +83,7 @@ async def harness(client: Client, tmp_path: Path) -> AsyncIterator[Harness]:
 # -- the Chaos Mesh tests' apiserver fixtures (test_chaos_mesh*.py) --------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def admin(kube: KubeApiServer) -> Iterator[k8s.ApiClient]:
     with kube.api_client() as api:
         yield api
@@ -109,3 +116,42 @@ def kc(kube: KubeApiServer) -> Iterator[KubeClient]:
 @pytest.fixture
 def backend(kc: KubeClient, ns: str) -> ChaosMeshBackend:
     return ChaosMeshBackend(kc, allowed_namespaces=[ns], poll_s=0.1, recover_wait_s=10)
+
+
+# -- the real Chaos Mesh controller (tests/test_chaos_mesh_real*.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def chaos_mesh(
+    kube: KubeApiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealChaosMesh]:
+    """The real chaos-controller-manager (+ webhooks) and kube-controller-manager on `kube`.
+
+    Stand-ins for what needs a node: chaos-daemon, the chaos DNS server and the kubelet
+    (tests/support/chaos_mesh_stack.py says which part is which).
+    """
+    with real_chaos_mesh(kube, tmp_path_factory.mktemp("chaos-mesh")) as stack:
+        yield stack
+        assert stack.kubelet.errors == []
+
+
+@pytest.fixture
+def real_ns(kube: KubeApiServer, chaos_mesh: RealChaosMesh, admin: k8s.ApiClient) -> str:
+    """A fresh namespace with a 3-replica worker Deployment whose pods are Ready."""
+    name = f"real-{secrets.token_hex(3)}"
+    kube.ensure_namespace(name)
+    chaos_mesh.kubelet.namespaces.append(name)
+    deployment(admin, name, 3, containers=("worker", "sidecar"))
+    wait_ready_pods(admin, name, 3)
+    return name
+
+
+@pytest.fixture
+def real_backend(kc: KubeClient, real_ns: str) -> ChaosMeshBackend:
+    """The backend on the real controller; network peers are IPs (no DNS lookups leave here)."""
+    peers = PeerMap(
+        temporal=PeerTarget(hosts=["10.96.10.10"]), kafka=PeerTarget(hosts=["10.96.10.20"])
+    )
+    return ChaosMeshBackend(
+        kc, allowed_namespaces=[real_ns], peers=peers, poll_s=0.1, recover_wait_s=20
+    )

@@ -133,7 +133,8 @@ class KubeletStandIn:
         body = {
             "status": {
                 "phase": "Running",
-                "podIP": status.get("podIP") or f"10.244.{secrets.randbelow(250)}.{secrets.randbelow(250) + 2}",
+                "podIP": status.get("podIP")
+                or f"10.244.{secrets.randbelow(250)}.{secrets.randbelow(250) + 2}",
                 "hostIP": "10.0.0.1",
                 "conditions": [ready, {"type": "ContainersReady", "status": "True"}],
                 "containerStatuses": out,
