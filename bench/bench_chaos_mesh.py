@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import structlog  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 from activities.faults.chaos_mesh.backend import BlastRadius, ChaosMeshBackend, conditions  # noqa: E402
@@ -163,6 +164,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,10,100,1000", help="target pod counts")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    # The backend's logs go to stderr: stdout is the table and the JSON line.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     sizes = [1, 10] if args.quick else [int(s) for s in args.sizes.split(",")]
     rounds = 1 if args.quick else args.rounds
     work = Path(tempfile.mkdtemp(prefix="bench-chaos-mesh-"))

@@ -29,9 +29,9 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture
 async def runs(
-    client: Client, kc: KubeClient, real_backend: ChaosMeshBackend, real_ns: str
+    client: Client, real_kc: KubeClient, real_backend: ChaosMeshBackend, real_ns: str
 ) -> AsyncIterator[Runs]:
-    r = Runs(client, kc, real_backend, real_ns)
+    r = Runs(client, real_kc, real_backend, real_ns)
     async with r.worker:
         yield r
 

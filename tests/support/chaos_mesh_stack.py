@@ -34,6 +34,7 @@ WORKER_LABELS = {"app": "bytebot-temporal-worker"}
 class RealChaosMesh:
     """What `real_chaos_mesh()` started; the tests read the stand-ins' records through it."""
 
+    kube: KubeApiServer
     controller: ChaosControllerManager
     daemon: ChaosDaemonStandIn
     kubelet: KubeletStandIn
@@ -62,7 +63,7 @@ def real_chaos_mesh(kube: KubeApiServer, work_dir: Path) -> Iterator[RealChaosMe
                 binary=build.controller,
             )
         )
-        yield RealChaosMesh(ccm, daemon, kubelet, kcm)
+        yield RealChaosMesh(kube, ccm, daemon, kubelet, kcm)
 
 
 def deployment(
