@@ -12,7 +12,8 @@ is disabled (pods would otherwise be refused).
 by `devstack.certs`), a static token file whose admin token is in `system:masters`, etcd's data,
 the server's log and an admin kubeconfig. Authorization is RBAC, so any other identity is refused
 until a Role grants it. At start it installs the pinned Chaos Mesh CRDs (waiting until each is
-Established) and creates the `bytebot` namespace.
+Established) and creates the `bytebot` namespace. The CRDs come from the Chaos Mesh Go module
+(`config/crd/bases`, cached by `scripts/build-chaos-mesh.sh`), never from outside the repo.
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from typing import Self
 import yaml
 from kubernetes import client
 
+from devstack import builds
 from devstack.certs import write_serving_certs, write_signing_key
 from devstack.ports import free_port
 from devstack.processes import stop_process_group
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = REPO / "scripts" / "build-kube-apiserver.sh"
-DEFAULT_CRDS_DIR = REPO.parent / "shared" / "chaos-mesh" / "v2.6.7" / "crds"
 CRDS_DIR_ENV = "CHAOS_MESH_CRDS_DIR"
 NAMESPACE = "bytebot"
 ADMIN_USER = "admin"
@@ -50,21 +49,23 @@ class KubeApiServerError(RuntimeError):
 def ensure_built() -> Path:
     """Return the cached kube-apiserver binary, building it first if needed.
 
-    A cold build takes several minutes; afterwards this only hashes the sources.
-
     Raises:
         KubeApiServerError: the build script failed.
     """
-    # The script's progress goes to our stderr; only its last stdout line (the path) is ours.
-    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise KubeApiServerError(f"{BUILD_SCRIPT} failed with {proc.returncode} (see stderr)")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    try:
+        return builds.kube_apiserver()
+    except builds.BuildError as err:
+        raise KubeApiServerError(str(err)) from err
 
 
 def crds_dir() -> Path:
-    """The folder of Chaos Mesh CRD manifests: `$CHAOS_MESH_CRDS_DIR`, else the pinned v2.6.7."""
-    return Path(os.environ.get(CRDS_DIR_ENV) or DEFAULT_CRDS_DIR)
+    """The Chaos Mesh CRD manifests: `$CHAOS_MESH_CRDS_DIR`, else those of the pinned module."""
+    if override := os.environ.get(CRDS_DIR_ENV):
+        return Path(override)
+    try:
+        return builds.chaos_mesh(controller=False).crds
+    except builds.BuildError as err:
+        raise KubeApiServerError(str(err)) from err
 
 
 class KubeApiServer:
@@ -94,7 +95,7 @@ class KubeApiServer:
         """
         self.work_dir = Path(work_dir)
         self._binary = binary
-        self._crds = crds or crds_dir()
+        self._crds = crds
         self._start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -122,6 +123,7 @@ class KubeApiServer:
         if self._proc is not None:
             return self
         binary = self._binary or ensure_built()
+        self._crds = self._crds or crds_dir()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._write_credentials()
         self.port, etcd_port, peer_port = free_port(), free_port(), free_port()
@@ -234,6 +236,7 @@ class KubeApiServer:
             time.sleep(0.2)
 
     def _install_crds(self, api: client.ApiClient, deadline: float) -> None:
+        assert self._crds is not None
         ext = client.ApiextensionsV1Api(api)
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         names: set[str] = set()

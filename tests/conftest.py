@@ -16,8 +16,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.faults.chaos_mesh.backend import ChaosMeshBackend
 from activities.faults.chaos_mesh.client import KubeClient
+from activities.faults.chaos_mesh.render import PeerMap, PeerTarget
 from devstack.kube import KubeApiServer
 from devstack.temporal import TemporalDevServer
+from tests.support.chaos_mesh_stack import (
+    RealChaosMesh,
+    deployment,
+    real_chaos_mesh,
+    wait_ready_pods,
+)
 from tests.support.fake_chaos_controller import FakeChaosController, worker_pods
 from tests.support.scenario_runs import Harness
 from tests.support.standins import MarkerBackend
@@ -76,7 +83,7 @@ async def harness(client: Client, tmp_path: Path) -> AsyncIterator[Harness]:
 # -- the Chaos Mesh tests' apiserver fixtures (test_chaos_mesh*.py) --------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def admin(kube: KubeApiServer) -> Iterator[k8s.ApiClient]:
     with kube.api_client() as api:
         yield api
@@ -109,3 +116,58 @@ def kc(kube: KubeApiServer) -> Iterator[KubeClient]:
 @pytest.fixture
 def backend(kc: KubeClient, ns: str) -> ChaosMeshBackend:
     return ChaosMeshBackend(kc, allowed_namespaces=[ns], poll_s=0.1, recover_wait_s=10)
+
+
+# -- the real Chaos Mesh controller (tests/test_chaos_mesh_real*.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def chaos_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealChaosMesh]:
+    """The real chaos-controller-manager (+ webhooks) and kube-controller-manager.
+
+    They get a kube-apiserver of their own: the real controller acts on every namespace, and
+    must not meet the objects the `FakeChaosController` tests drive by hand. Stand-ins for what
+    needs a node: chaos-daemon, the chaos DNS server and the kubelet
+    (tests/support/chaos_mesh_stack.py says which part is which).
+    """
+    work = tmp_path_factory.mktemp("chaos-mesh")
+    with KubeApiServer(work / "kube") as kube, real_chaos_mesh(kube, work) as stack:
+        yield stack
+        assert stack.kubelet.errors == []
+
+
+@pytest.fixture
+def real_admin(chaos_mesh: RealChaosMesh) -> Iterator[k8s.ApiClient]:
+    """An admin client of the real controller's API server."""
+    with chaos_mesh.kube.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def real_kc(chaos_mesh: RealChaosMesh) -> Iterator[KubeClient]:
+    """The backend's client, on the real controller's API server."""
+    kube_client = KubeClient(chaos_mesh.kube.api_client())
+    yield kube_client
+    kube_client.close()
+
+
+@pytest.fixture
+def real_ns(chaos_mesh: RealChaosMesh, real_admin: k8s.ApiClient) -> str:
+    """A fresh namespace with a 3-replica worker Deployment whose pods are Ready."""
+    name = f"real-{secrets.token_hex(3)}"
+    chaos_mesh.kube.ensure_namespace(name)
+    chaos_mesh.kubelet.namespaces.append(name)
+    deployment(real_admin, name, 3, containers=("worker", "sidecar"))
+    wait_ready_pods(real_admin, name, 3)
+    return name
+
+
+@pytest.fixture
+def real_backend(real_kc: KubeClient, real_ns: str) -> ChaosMeshBackend:
+    """The backend on the real controller; network peers are IPs (no DNS lookups leave here)."""
+    peers = PeerMap(
+        temporal=PeerTarget(hosts=["10.96.10.10"]), kafka=PeerTarget(hosts=["10.96.10.20"])
+    )
+    return ChaosMeshBackend(
+        real_kc, allowed_namespaces=[real_ns], peers=peers, poll_s=0.1, recover_wait_s=20
+    )

@@ -14,6 +14,9 @@ PREVIEW_FAULT = "preview_fault"
 INJECT_FAULT = "inject_fault"
 CONFIRM_FAULT = "confirm_fault"
 RECOVER_FAULT = "recover_fault"
+# Pause and resume running faults (the `pause`/`resume` signals; Chaos Mesh's pause annotation).
+PAUSE_FAULT = "pause_fault"
+RESUME_FAULT = "resume_fault"
 
 # Verification of the system under test (its Temporal namespace and worker replicas).
 CHECK_STEADY_STATE = "check_steady_state"

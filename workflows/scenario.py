@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from models.durations import format_duration
     from models.faults import FaultSpec
     from models.judge import judge_run
-    from models.ledger import FaultRecord, FaultRequest, TargetPreview
+    from models.ledger import FaultRecord, FaultRequest, Injection, TargetPreview
     from models.observations import ProbeContext
     from models.report import FaultReport, ScenarioReport, StepReport, Verdict, worst
     from models.run import FaultRunInput, ResolvedScenario, RunStatus
@@ -53,6 +53,7 @@ class ChaosScenarioWorkflow:
         self._abort_reason: str | None = None
         self._ledger: dict[str, FaultRecord] = {}
         self._running: dict[str, ChildWorkflowHandle[FaultWorkflow, FaultReport]] = {}
+        self._requests: dict[str, FaultRequest] = {}
         self._findings: list[str] = []
 
     # -- signals and queries ------------------------------------------------------------
@@ -65,14 +66,16 @@ class ChaosScenarioWorkflow:
             await self._abort_children()
 
     @workflow.signal(name=names.PAUSE_SIGNAL)
-    def pause(self) -> None:
-        """Hold before the next step (a running step finishes first)."""
+    async def pause(self) -> None:
+        """Hold before the next step, and pause the running faults (their hold goes on)."""
         self._paused = True
+        await self._pause_running(names.PAUSE_FAULT)
 
     @workflow.signal(name=names.RESUME_SIGNAL)
-    def resume(self) -> None:
-        """Go on with the next step."""
+    async def resume(self) -> None:
+        """Resume the paused faults and go on with the next step."""
         self._paused = False
+        await self._pause_running(names.RESUME_FAULT)
 
     @workflow.signal(name=LEDGER_SIGNAL)
     def fault_recorded(self, record: FaultRecord) -> None:
@@ -248,6 +251,7 @@ class ChaosScenarioWorkflow:
                 target=request.fault.target.describe(),
                 expires_at=request.expires_at,
             )
+            self._requests[request.fault_id] = request
             self._running[request.fault_id] = await workflow.start_child_workflow(
                 FaultWorkflow.run,
                 FaultRunInput(
@@ -312,6 +316,25 @@ class ChaosScenarioWorkflow:
             expires_at=workflow.now() + fault.duration + timedelta(seconds=30),
             allowed_namespaces=resolved.allowed_namespaces,
         )
+
+    async def _pause_running(self, activity: str) -> None:
+        """Pause or resume every running fault in its backend; the outcome is a finding."""
+        for fault_id in list(self._running):
+            request = self._requests.get(fault_id)
+            if request is None:
+                continue
+            try:
+                result = await workflow.execute_activity(
+                    activity,
+                    request,
+                    result_type=Injection,
+                    start_to_close_timeout=policies.QUICK,
+                    retry_policy=policies.QUICK_RETRY,
+                    summary=f"{activity.split('_')[0]} {request.fault.label}",
+                )
+                self._findings += result.evidence
+            except ActivityError as err:
+                self._findings.append(f"{activity} {fault_id} failed: {err.cause or err}")
 
     async def _abort_children(self) -> None:
         for handle in list(self._running.values()):

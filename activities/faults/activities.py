@@ -9,7 +9,7 @@ from __future__ import annotations
 import structlog
 from temporalio import activity
 
-from activities.faults.backend import FaultBackend, FaultRejected, NotYet
+from activities.faults.backend import FaultBackend, FaultRejected, NotYet, Pausable
 from models.ledger import FaultRequest, Injection, Recovery, TargetPreview
 from workflows import names
 
@@ -73,6 +73,37 @@ class FaultActivities:
             raise NotYet("not recovered yet: " + "; ".join(recovery.evidence))
         return recovery
 
+    @activity.defn(name=names.PAUSE_FAULT)
+    async def pause_fault(self, request: FaultRequest) -> Injection:
+        """Pause a running fault (the `pause` signal); see `_set_paused`."""
+        return await self._set_paused(request, True)
+
+    @activity.defn(name=names.RESUME_FAULT)
+    async def resume_fault(self, request: FaultRequest) -> Injection:
+        """Resume a paused fault (the `resume` signal)."""
+        return await self._set_paused(request, False)
+
+    async def _set_paused(self, request: FaultRequest, paused: bool) -> Injection:
+        # Both backends register these names; one that cannot pause says so and holds on.
+        if not isinstance(self.backend, Pausable):
+            return Injection(
+                in_effect=True,
+                evidence=[
+                    f"not supported by the {self.backend.name} backend: "
+                    f"{request.fault_id} keeps holding until its duration ends"
+                ],
+            )
+        result = await self.backend.set_paused(request, paused)
+        _bound(request).info("fault_paused" if paused else "fault_resumed")
+        return result
+
     def all(self) -> list[object]:
         """Every activity of this adapter, for the worker."""
-        return [self.preview_fault, self.inject_fault, self.confirm_fault, self.recover_fault]
+        return [
+            self.preview_fault,
+            self.inject_fault,
+            self.confirm_fault,
+            self.recover_fault,
+            self.pause_fault,
+            self.resume_fault,
+        ]

@@ -7,7 +7,7 @@ Errors a retry cannot fix raise `FaultRejected` (non-retryable); anything else i
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from temporalio.exceptions import ApplicationError
 
@@ -55,4 +55,13 @@ class FaultBackend(Protocol):
 
     async def sweep(self) -> list[str]:
         """End every fault of this tool whose expiry passed; the fault ids swept."""
+        ...
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    """A backend that can pause a running fault and resume it (Chaos Mesh can; local cannot)."""
+
+    async def set_paused(self, request: FaultRequest, paused: bool) -> Injection:
+        """Pause (`paused`) or resume the fault; a fault that is gone is left alone."""
         ...

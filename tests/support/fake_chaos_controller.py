@@ -1,9 +1,10 @@
 """FakeChaosController: a test-side STAND-IN for the Chaos Mesh controller.
 
-No Chaos Mesh controller (nor kubelet) runs in the tests: only the real kube-apiserver with
-the Chaos Mesh v2.6.7 CRDs. This stand-in does, on the real API server, what the controller
-does to the objects the chaos worker creates, so the backend is exercised against real API
-semantics (finalizers, deletion, status, strict validation):
+The real Chaos Mesh controller runs in tests/test_chaos_mesh_real*.py. This stand-in stays
+for what the real one cannot be made to do on demand (hold its finalizer while the targets are
+gone, for the sweeper's stuck report) and for the quick cancel/terminate/sweeper tests of
+tests/test_chaos_mesh*.py. It does, on the real API server, what the controller does to the
+objects the chaos worker creates (finalizers, deletion, status, strict validation):
 
 - adds the finalizer `chaos-mesh/records` to each new PodChaos/NetworkChaos/DNSChaos/StressChaos;
 - selects the pods its selector and mode match and writes `status.conditions`

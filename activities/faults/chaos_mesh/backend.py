@@ -7,6 +7,9 @@ the blast radius (pods the selector and mode would hit) must stay under the cap.
 object, the pods it may hit are written into an annotation, so that confirming a one-shot fault
 (pod-kill, container-kill) can compare pod uids and restart counts with what was there before.
 
+Pausing sets Chaos Mesh's pause annotation (the controller recovers the targets and keeps the
+object; its `duration` still counts from creation), resuming removes it.
+
 It never talks to the API server directly (only through `activities.faults.chaos_mesh.client`)
 and never forces a finalizer off: a deletion that does not finish is reported, and retried, not
 hidden.
@@ -40,6 +43,7 @@ from activities.faults.chaos_mesh.render import (
     KINDS,
     LABEL_STEP,
     MANAGED_SELECTOR,
+    PAUSE_ANNOTATION,
     PeerMap,
     RenderError,
     kind_of,
@@ -113,6 +117,19 @@ def _record_lines(obj: dict[str, Any]) -> list[str]:
         f"recovered {r.get('recoveredCount', 0)}x)"
         for r in records(obj)
     ]
+
+
+def failures(obj: dict[str, Any]) -> list[str]:
+    """The controller's latest failed apply/recover per target (why a fault is not in effect)."""
+    out = []
+    for record in records(obj):
+        failed = [e for e in record.get("events") or [] if e.get("type") == "Failed"]
+        if failed and record.get("phase") != "Injected":
+            event = failed[-1]
+            out.append(
+                f"{record.get('id')}: {event.get('operation')} failed: {event.get('message')}"
+            )
+    return out
 
 
 def _heartbeat(*details: Any) -> None:
@@ -290,7 +307,10 @@ class ChaosMeshBackend:
         # all injected (and not merely paused) are evidence that it took effect.
         ran = bool(done) and all(r.get("injectedCount", 0) > 0 for r in done)
         if state.get("Paused") or not (state.get("AllInjected") or ran):
-            raise NotYet(f"{obj['kind']} {request.fault_id} not in effect: {state or 'no status'}")
+            why = "; ".join(failures(obj)) or str(state or "no status")
+            if state and not state.get("Selected"):
+                why = await self._unselected(request) + f" ({why})"
+            raise NotYet(f"{obj['kind']} {request.fault_id} not in effect: {why}")
         seen = "AllInjected" if state.get("AllInjected") else "injected, then ended by its duration"
         evidence = [f"{obj['kind']} {request.fault_id}: {seen}", *_record_lines(obj)]
         hit = {str(r.get("id", "")).split("/")[1] for r in done if "/" in str(r.get("id"))}
@@ -303,6 +323,15 @@ class ChaosMeshBackend:
             evidence += changes
         targets = [pod_ref(p) for p in pods if p["metadata"]["name"] in hit]
         return Injection(targets=targets, evidence=evidence, in_effect=True)
+
+    async def _unselected(self, request: FaultRequest) -> str:
+        """Why the controller selected nothing: no pod left, or no container by that name."""
+        pods = await self._pods(request.fault.target)
+        wanted = list(getattr(request.fault, "container_names", []))
+        names = {c["name"] for p in pods for c in p["spec"].get("containers") or []}
+        if missing := [c for c in wanted if c not in names]:
+            return f"Chaos Mesh selected no target: no container {missing} in the matched pods"
+        return f"Chaos Mesh selected no target ({len(pods)} pod(s) match now)"
 
     @staticmethod
     def _pod_changes(
@@ -350,6 +379,25 @@ class ChaosMeshBackend:
             await asyncio.sleep(self.poll_s)
         evidence.append(f"{request.fault_id} is gone")
         return Recovery(recovered=True, evidence=evidence)
+
+    async def set_paused(self, request: FaultRequest, paused: bool) -> Injection:
+        """Pause (the controller recovers the targets, keeping the object) or resume a fault."""
+        fault = request.fault
+        self._check_namespace(fault.target.namespace)
+        patch = {"metadata": {"annotations": {PAUSE_ANNOTATION: "true" if paused else None}}}
+        plural = kind_of(fault).plural
+        try:
+            obj = await self.kube.merge_patch(
+                plural, fault.target.namespace, request.fault_id, patch
+            )
+        except KubeRejected as err:
+            raise FaultRejected(err.message) from err
+        if obj is None:
+            return Injection(evidence=[f"{request.fault_id}: not there (not injected, or gone)"])
+        verb = "paused" if paused else "resumed"
+        return Injection(
+            evidence=[f"{obj['kind']} {request.fault_id} {verb}"], in_effect=not paused
+        )
 
     async def read_replicas(self, query: ReplicaQuery) -> ReplicaSet:
         """Every pod matching the target (ready, restarts, last exit reason, uid)."""

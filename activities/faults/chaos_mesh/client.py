@@ -63,6 +63,10 @@ class KubeInvalid(KubeRejected):
     """400/422: the object is invalid; the message names the field(s)."""
 
 
+class KubeWebhookRefused(KubeInvalid):
+    """An admission webhook (Chaos Mesh's own) denied the object; the message says why."""
+
+
 class KubeNotFound(KubeRejected):
     """404 where something had to exist (a namespace, a CRD)."""
 
@@ -101,6 +105,9 @@ def classify(err: client.ApiException, what: str) -> KubeError:
         for c in causes
     ]
     code = int(err.status or 0)
+    if "admission webhook" in message and "denied the request" in message:
+        # Chaos Mesh's webhook answers 403 for a spec it refuses: not a missing permission.
+        return KubeWebhookRefused(f"{what} was refused by Chaos Mesh: {message}", status=code)
     if code == 403:
         return KubeForbidden(f"{what} is forbidden: {message}; {RBAC_HINT}", status=code)
     if code in (400, 422):
@@ -252,6 +259,26 @@ class KubeClient:
         except KubeNotFound:
             return False
         return True
+
+    async def merge_patch(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A JSON merge patch of an object (its pause annotation); None when it is gone."""
+        try:
+            patched: dict[str, Any] = await self._call(
+                f"patch {plural} {namespace}/{name}",
+                self._custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+        except KubeNotFound:
+            return None
+        return patched
 
     async def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Pods of a namespace carrying every one of `labels`, as plain dicts."""

@@ -58,6 +58,8 @@ LABEL_STEP = "chaos.bytebot.io/step"
 LABEL_ACTION = "chaos.bytebot.io/action"
 ANNOTATION_RUN_ID = "chaos.bytebot.io/run-id"
 ANNOTATION_EXPIRES_AT = "chaos.bytebot.io/expires-at"
+#: Chaos Mesh pauses an experiment (and recovers its targets) while this annotation is "true".
+PAUSE_ANNOTATION = "experiment.chaos-mesh.org/pause"
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={TOOL}"
 MANUAL_RUN = "manual"
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
