@@ -115,6 +115,7 @@ class RouteStats(BaseModel):
         default=0.0, description="Time forwarding was stopped by a partition."
     )
     throttled_s: float = Field(default=0.0, description="Time spent waiting on a bandwidth bucket.")
+    bytes_shaped: int = Field(default=0, description="Bytes that crossed a bandwidth rule.")
     active_rules: list[str] = Field(default_factory=list, description="Live rules' fault ids.")
 
 

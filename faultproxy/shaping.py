@@ -232,6 +232,7 @@ class Shaper:
                         params = rule.params
                         bucket = TokenBucket(params.rate_bytes_s, params.burst_bytes)
                         self._buckets[key] = bucket
+                    stats.bytes_shaped += len(piece)
                     stats.throttled_s += await bucket.take(len(piece))
                 dst.write(piece)
                 await dst.drain()

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 async def run_main_job(
-    work_dir: Path, *extra: str, caps: tuple[str, str] = ("3s", "20s")
+    work_dir: Path, *extra: str, caps: tuple[str, str] = ("5s", "40s")
 ) -> tuple[int, str, ScenarioReport]:
     """`starter.py demo` with short caps: its exit code, its output and its report."""
     proc = await asyncio.create_subprocess_exec(

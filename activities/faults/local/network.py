@@ -238,14 +238,14 @@ _EFFECT_FIELD = {
     "delay": "chunks_delayed",
     "loss": "chunks_lost",
     "partition": "chunks_held",
-    "bandwidth": "throttled_s",
+    "bandwidth": "bytes_shaped",
     "dns": "refused_dns",
 }
 _EFFECT_WORDS = {
     "delay": "chunks delayed",
     "loss": "chunks lost",
     "partition": "chunks held back",
-    "bandwidth": "seconds throttled",
+    "bandwidth": "bytes through the limit",
     "dns": "connections refused",
 }
 
