@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.scenario_files import UnknownScenario, load_builtin
 from models.errors import describe_validation_error
+from models.fences import namespace_refusal, outside
 from models.run import ResolvedScenario
 from models.scenario import Scenario, ScenarioInput
 from workflows import names
@@ -55,16 +56,13 @@ def scenario_of(run_input: ScenarioInput) -> Scenario:
 
 
 def check_namespaces(scenario: Scenario, allowed: list[str]) -> None:
-    """Refuse a scenario that targets a namespace outside the allowed ones."""
+    """Refuse a scenario that targets a namespace outside the allowed ones (the one fence)."""
     for i, step in enumerate(scenario.steps):
         for j, fault in enumerate(step.faults):
-            for namespace in fault.namespaces() if allowed else []:
-                if namespace not in allowed:
-                    where = "target" if namespace == fault.target.namespace else "peer_pods"
-                    raise _invalid(
-                        f"steps.{i}.faults.{j}.{where}.namespace: '{namespace}' "
-                        f"is not an allowed namespace (allowed: {', '.join(allowed)})"
-                    )
+            for namespace in outside(fault.namespaces(), allowed):
+                where = "target" if namespace == fault.target.namespace else "peer_pods"
+                refusal = namespace_refusal([namespace], allowed)
+                raise _invalid(f"steps.{i}.faults.{j}.{where}.namespace: {refusal}")
 
 
 class ScenarioActivities:

@@ -17,14 +17,11 @@ from types import TracebackType
 
 from devstack.ports import free_port, wait_for_port
 from devstack.processes import stop_process_group
+from workflows import visibility
 
-#: Search attributes the orchestrator upserts; the dev server must know them up front.
-SEARCH_ATTRIBUTES = {
-    "ChaosScenario": "Keyword",
-    "ChaosVerdict": "Keyword",
-    "ChaosPhase": "Keyword",
-    "ChaosFault": "Keyword",
-}
+#: Search attributes the orchestrator upserts (declared once, in `workflows.visibility`); the
+#: dev server must know them up front.
+SEARCH_ATTRIBUTES = {key.name: "Keyword" for key in visibility.ALL}
 #: ByteBot's namespace and the search attributes its goalRunWorkflow upserts there.
 BYTEBOT_NAMESPACE = "bytebot"
 BYTEBOT_SEARCH_ATTRIBUTES = {

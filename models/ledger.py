@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from models.base import Frozen
 from models.faults import FaultSpec, PodTarget
@@ -30,7 +30,10 @@ class FaultRequest(Frozen):
     """A fault to preview, inject, confirm or recover; the same request every time."""
 
     fault_id: str = Field(description="Stable id: a retried activity finds its own fault.")
-    run_id: str = Field(description="Workflow id of the scenario run that owns the fault.")
+    scenario_id: str = Field(
+        validation_alias=AliasChoices("scenario_id", "run_id"),
+        description="Workflow id of the scenario run that owns the fault (`run_id` before).",
+    )
     step: int = Field(ge=0)
     fault: FaultSpec
     expires_at: datetime = Field(description="When the backend ends it, even if we are gone.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from models.base import Frozen
 from models.faults import PodTarget
@@ -45,7 +45,10 @@ class LatencyStats(Frozen):
 class ProbeContext(Frozen):
     """What every probe needs to know: whose fault, which system, which limits."""
 
-    run_id: str
+    scenario_id: str = Field(
+        validation_alias=AliasChoices("scenario_id", "run_id"),
+        description="Workflow id of the scenario run (`run_id` in recorded histories).",
+    )
     fault_id: str
     verification: Verification
     target: PodTarget = Field(description="The fault's target; replicas are read through it.")

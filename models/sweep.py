@@ -37,7 +37,9 @@ class ChaosObjectRef(Frozen):
     kind: str
     namespace: str
     name: str
-    run_id: str | None = Field(None, description="Workflow id of the run that created it.")
+    scenario_id: str | None = Field(
+        None, description="Workflow id of the scenario run that created it."
+    )
     step: int | None = None
     expires_at: datetime | None = None
     created_at: datetime | None = None
@@ -62,9 +64,9 @@ class ChaosObjectList(Frozen):
 
 
 class RunStatesInput(Frozen):
-    """Run (workflow) ids whose status the sweeper needs."""
+    """Workflow ids of the scenario runs whose status the sweeper needs."""
 
-    run_ids: list[str] = Field(default_factory=list)
+    scenario_ids: list[str] = Field(default_factory=list)
 
 
 class RunStates(Frozen):
@@ -137,7 +139,7 @@ def plan_sweep(
     """Decide, for each object, whether to delete it, keep it, or report it stuck."""
     orphans, kept, stuck = [], [], []
     for obj in objects:
-        state = runs.states.get(obj.run_id or "", NOT_FOUND)
+        state = runs.states.get(obj.scenario_id or "", NOT_FOUND)
         if obj.deleting_since is not None:
             if obj.finalizers and now - obj.deleting_since >= stuck_after:
                 stuck.append(StuckObject(object=obj, reason=_stuck_reason(obj, now)))
@@ -145,10 +147,10 @@ def plan_sweep(
                 kept.append(f"{obj.ref}: being deleted")
         elif obj.expires_at is not None and obj.expires_at <= now:
             orphans.append(Orphan(object=obj, reason=f"expired at {obj.expires_at.isoformat()}"))
-        elif obj.run_id is None:
+        elif obj.scenario_id is None:
             orphans.append(Orphan(object=obj, reason="no owning run recorded"))
         elif state != RUNNING:
-            orphans.append(Orphan(object=obj, reason=f"its run {obj.run_id} is {state}"))
+            orphans.append(Orphan(object=obj, reason=f"its run {obj.scenario_id} is {state}"))
         else:
-            kept.append(f"{obj.ref}: run {obj.run_id} is running")
+            kept.append(f"{obj.ref}: run {obj.scenario_id} is running")
     return SweepPlan(orphans=orphans, kept=kept, stuck=stuck)

@@ -153,7 +153,7 @@ async def test_a_retried_inject_adopts_its_object_and_never_takes_another_runs(
     assert again.evidence[0].startswith("adopted StressChaos")
     assert first.evidence[0].split("(uid ")[1] == again.evidence[0].split("(uid ")[1]
     assert await objects(kc, ns) == [req.fault_id]
-    other_run = req.model_copy(update={"run_id": "someone-else"})
+    other_run = req.model_copy(update={"scenario_id": "someone-else"})
     with pytest.raises(FaultRejected, match="belongs to run 'run-1'"):
         await backend.inject(other_run)
     await backend.recover(req)

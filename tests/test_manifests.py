@@ -41,7 +41,7 @@ EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 def spec_of(fault: dict[str, Any], peers: PeerMap | None = None) -> dict[str, Any]:
     obj = render_fault(
-        FAULT.validate_python(fault), name="n", run_id="r", step=0, peers=peers or PeerMap()
+        FAULT.validate_python(fault), name="n", scenario_id="r", step=0, peers=peers or PeerMap()
     )
     spec: dict[str, Any] = obj["spec"]
     return spec
@@ -142,7 +142,7 @@ def spec_of(fault: dict[str, Any], peers: PeerMap | None = None) -> dict[str, An
 def test_each_fault_renders_its_chaos_mesh_fields(
     fault: dict[str, Any], kind: str, expected: dict[str, Any]
 ) -> None:
-    obj = render_fault(FAULT.validate_python(fault), name="n", run_id="r", step=0)
+    obj = render_fault(FAULT.validate_python(fault), name="n", scenario_id="r", step=0)
     assert obj["apiVersion"] == "chaos-mesh.org/v1alpha1"
     assert obj["kind"] == kind
     spec = obj["spec"]

@@ -34,9 +34,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
 
 
-def fault_id_for(run_id: str, step: int, fault: FaultSpec) -> str:
+def fault_id_for(execution_run_id: str, step: int, fault: FaultSpec) -> str:
     """Stable id of a fault in a run (`chaos-<run>-<step>-<name>`), a valid Kubernetes name."""
-    run = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    run = hashlib.sha256(execution_run_id.encode()).hexdigest()[:8]
     return f"chaos-{run}-{step:02d}-{fault.label}"[:63].rstrip("-")
 
 
@@ -257,7 +257,7 @@ class ChaosScenarioWorkflow:
                 FaultRunInput(
                     request=request,
                     context=ProbeContext(
-                        run_id=request.run_id,
+                        scenario_id=request.scenario_id,
                         fault_id=request.fault_id,
                         verification=scenario.verification,
                         target=request.fault.target,
@@ -310,7 +310,7 @@ class ChaosScenarioWorkflow:
         wf = workflow.info()
         return FaultRequest(
             fault_id=fault_id_for(wf.run_id, index, fault),
-            run_id=wf.workflow_id,
+            scenario_id=wf.workflow_id,
             step=index,
             fault=fault,
             expires_at=workflow.now() + fault.duration + timedelta(seconds=30),

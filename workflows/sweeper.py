@@ -47,12 +47,12 @@ class ChaosOrphanSweeperWorkflow:
             retry_policy=STEP_RETRY,
             summary="list this tool's chaos objects",
         )
-        run_ids = sorted({o.run_id for o in listed.objects if o.run_id})
+        run_ids = sorted({o.scenario_id for o in listed.objects if o.scenario_id})
         runs = RunStates()
         if run_ids:
             runs = await workflow.execute_activity(
                 names.CHECK_CHAOS_RUNS,
-                RunStatesInput(run_ids=run_ids),
+                RunStatesInput(scenario_ids=run_ids),
                 result_type=RunStates,
                 start_to_close_timeout=STEP_TIMEOUT,
                 heartbeat_timeout=STEP_HEARTBEAT,

@@ -51,7 +51,7 @@ def request(
     spec = FAULT.validate_python({"target": {"namespace": ns}, **fault})
     return FaultRequest(
         fault_id=f"chaos-{secrets.token_hex(4)}-{step:02d}-{spec.label}",
-        run_id=run_id,
+        scenario_id=run_id,
         step=step,
         fault=spec,
         expires_at=datetime.now(UTC) + expires_in,

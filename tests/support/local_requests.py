@@ -31,7 +31,7 @@ def request(
     """A request for `fault` lasting (and expiring after) `seconds`."""
     return FaultRequest(
         fault_id=fault_id or f"t-{fault['action']}-{uuid4().hex[:8]}",
-        run_id="test-run",
+        scenario_id="test-run",
         step=0,
         fault=SPEC.validate_python({"duration": f"{seconds:g}s", **fault}),
         expires_at=datetime.now(UTC) + timedelta(seconds=seconds),

@@ -106,7 +106,7 @@ def context(system: SystemUnderTest, fault_id: str, max_goal_runs: int = 2000) -
     """The probe context a scenario run would pass the verification activities."""
     return ProbeContext.model_validate(
         {
-            "run_id": "direct",
+            "scenario_id": "direct",
             "fault_id": fault_id,
             "target": {},
             "verification": {

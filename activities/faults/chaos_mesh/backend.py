@@ -51,6 +51,7 @@ from activities.faults.chaos_mesh.render import (
 )
 from activities.faults.preview import preview_problems
 from models.faults import PodTarget, SelectMode
+from models.fences import namespace_refusal
 from models.ledger import (
     FaultRequest,
     Injection,
@@ -181,11 +182,8 @@ class ChaosMeshBackend:
     # -- safety -------------------------------------------------------------------------
 
     def _check_namespace(self, namespace: str) -> None:
-        if namespace not in self.allowed_namespaces:
-            raise FaultRejected(
-                f"namespace '{namespace}' is not allowed for chaos "
-                f"(allowed: {', '.join(self.allowed_namespaces) or 'none'})"
-            )
+        if (refusal := namespace_refusal([namespace], self.allowed_namespaces)) is not None:
+            raise FaultRejected(refusal)
 
     def _render(self, request: FaultRequest) -> dict[str, Any]:
         try:
@@ -284,7 +282,11 @@ class ChaosMeshBackend:
         theirs = existing["metadata"]
         owner = (theirs.get("annotations") or {}).get(ANNOTATION_RUN_ID)
         step = (theirs.get("labels") or {}).get(LABEL_STEP)
-        if existing["kind"] != obj["kind"] or owner != request.run_id or step != str(request.step):
+        if (
+            existing["kind"] != obj["kind"]
+            or owner != request.scenario_id
+            or step != str(request.step)
+        ):
             raise FaultRejected(
                 f"{existing['kind']} {meta['namespace']}/{meta['name']} already exists and "
                 f"belongs to run {owner!r} step {step!r}, not to this run"

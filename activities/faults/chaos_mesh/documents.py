@@ -163,7 +163,7 @@ def render_objects(
             obj = render_fault(
                 fault,
                 name=manual_name(scenario, index, fault.label),
-                run_id=run_id,
+                scenario_id=run_id,
                 step=index,
                 managed=False,
                 peers=peers,

@@ -241,7 +241,7 @@ def render_fault(
     fault: FaultSpec,
     *,
     name: str,
-    run_id: str,
+    scenario_id: str,
     step: int,
     expires_at: datetime | None = None,
     managed: bool = True,
@@ -252,7 +252,7 @@ def render_fault(
     Args:
         fault: the fault to render.
         name: the object's name (deterministic: a retry must find the same object).
-        run_id: the Temporal workflow id of the run that owns it (`manual` when applied by hand).
+        scenario_id: the workflow id of the scenario run that owns it (`manual` by hand).
         step: the step index of the fault in its scenario.
         expires_at: when the run means it to end, for the sweeper; None when applied by hand.
         managed: label it `app.kubernetes.io/managed-by=bytebot-chaos`, so the orphan sweeper
@@ -265,13 +265,13 @@ def render_fault(
     kind = kind_of(fault)
     labels = {
         LABEL_PART_OF: TOOL,
-        LABEL_RUN: run_label(run_id),
+        LABEL_RUN: run_label(scenario_id),
         LABEL_STEP: str(step),
         LABEL_ACTION: fault.action,
     }
     if managed:
         labels = {LABEL_MANAGED_BY: TOOL} | labels
-    annotations = {ANNOTATION_RUN_ID: run_id}
+    annotations = {ANNOTATION_RUN_ID: scenario_id}
     if expires_at is not None:
         annotations[ANNOTATION_EXPIRES_AT] = expires_at.isoformat()
     return {
@@ -292,7 +292,7 @@ def render_request(request: FaultRequest, peers: PeerMap = DEFAULT_PEERS) -> dic
     return render_fault(
         request.fault,
         name=request.fault_id,
-        run_id=request.run_id,
+        scenario_id=request.scenario_id,
         step=request.step,
         expires_at=request.expires_at,
         managed=True,

@@ -60,7 +60,7 @@ def object_ref(obj: dict[str, Any]) -> ChaosObjectRef:
         kind=obj["kind"],
         namespace=meta["namespace"],
         name=meta["name"],
-        run_id=annotations.get(ANNOTATION_RUN_ID),
+        scenario_id=annotations.get(ANNOTATION_RUN_ID),
         step=int(step) if step and step.isdigit() else None,
         expires_at=_time(annotations.get(ANNOTATION_EXPIRES_AT)),
         created_at=_time(meta.get("creationTimestamp")),
@@ -125,7 +125,7 @@ class SweeperActivities:
     async def check_chaos_runs(self, runs: RunStatesInput) -> RunStates:
         """Each run's status in Temporal: `running`, its closed status, or `not-found`."""
         states = {}
-        for run_id in runs.run_ids:
+        for run_id in runs.scenario_ids:
             try:
                 described = await self.temporal.get_workflow_handle(run_id).describe()
             except RPCError as err:

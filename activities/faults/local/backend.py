@@ -45,6 +45,7 @@ from activities.faults.local.stress import StressFaults
 from activities.faults.preview import preview_problems
 from faultproxy import procs
 from faultproxy.control import read_rules, remove_rule
+from models.fences import namespace_refusal
 from models.ledger import (
     FaultRequest,
     Injection,
@@ -120,8 +121,10 @@ class LocalBackend:
         """The replicas the fault would hit and whether it can be injected; changes nothing."""
         spec, problems = request.fault, []
         chosen: list[ReplicaView] = []
-        if request.allowed_namespaces and spec.target.namespace not in request.allowed_namespaces:
-            problems.append(f"namespace '{spec.target.namespace}' is not allowed")
+        if (
+            refusal := namespace_refusal(spec.namespaces(), request.allowed_namespaces)
+        ) is not None:
+            problems.append(refusal)
         try:
             replicas = read_state(self.sut_state_dir).replicas
         except StandinUnavailable as e:
@@ -230,9 +233,10 @@ class LocalBackend:
     def _plan(self, request: FaultRequest) -> FaultEntry:
         """Check, select and record a new fault (phase ``injecting``)."""
         spec = request.fault
-        allowed = request.allowed_namespaces
-        if allowed and spec.target.namespace not in allowed:
-            raise FaultRejected(f"target namespace '{spec.target.namespace}' is not allowed")
+        if (
+            refusal := namespace_refusal(spec.namespaces(), request.allowed_namespaces)
+        ) is not None:
+            raise FaultRejected(refusal)
         expires_at = epoch(request.expires_at)
         if expires_at <= time.time():
             raise FaultRejected(f"the fault's expiry {request.expires_at} has already passed")
@@ -247,7 +251,7 @@ class LocalBackend:
             raise FaultRejected("; ".join(problems))
         entry = FaultEntry(
             fault_id=request.fault_id,
-            run_id=request.run_id,
+            scenario_id=request.scenario_id,
             action=spec.action,
             expires_at=expires_at,
             targets=[snapshot(r) for r in chosen],

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from faultproxy.control import write_atomic
 
@@ -44,7 +44,11 @@ class FaultEntry(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     fault_id: str
-    run_id: str = ""
+    scenario_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("scenario_id", "run_id"),
+        description="Workflow id of the scenario run that owns it.",
+    )
     action: str
     expires_at: float = Field(description="Epoch seconds: the fault ends by then, whatever.")
     created_at: float = Field(default_factory=time.time)
