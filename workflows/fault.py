@@ -45,6 +45,8 @@ LEDGER_SIGNAL = names.LEDGER_SIGNAL
 T = TypeVar("T")
 #: Verification runs Temporal's check, then Kafka's, then reconciles the two (was: side by side).
 RECONCILE_PATCH = "verify-then-reconcile"
+#: At least one hold probe per fault, even when confirming it took the whole hold.
+PROBE_ONCE_PATCH = "probe-at-least-once"
 #: Time the backend grants beyond the hold for our own recovery before it ends the fault.
 EXPIRY_SLACK = timedelta(seconds=15)
 
@@ -285,14 +287,21 @@ class FaultWorkflow:
         await self._set_phase("hold")
         no_pollers_since: datetime | None = None
         interval = run.context.verification.probe_interval
-        while not self._stopping() and (left := hold_until - workflow.now()) > timedelta(0):
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    # The first probe comes halfway at the latest, so every fault gets one.
-                    self._stopping,
-                    timeout=min(left if self._probes else left / 2, interval),
-                    timeout_summary="hold the fault",
-                )
+        # A short fault whose confirmation took its whole hold still gets one probe while it
+        # holds (before recovery): a fault nobody looked at during it tested nothing.
+        once = workflow.patched(PROBE_ONCE_PATCH)
+        while not self._stopping():
+            left = hold_until - workflow.now()
+            if left <= timedelta(0) and (self._probes or not once):
+                break
+            if left > timedelta(0):
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        # The first probe comes halfway at the latest, so every fault gets one.
+                        self._stopping,
+                        timeout=min(left if self._probes else left / 2, interval),
+                        timeout_summary="hold the fault",
+                    )
             if self._stopping() or (self._probes and workflow.now() >= hold_until):
                 break
             probe = await self._probe(
