@@ -101,12 +101,16 @@ async def test_container_kill_is_a_real_oom_kill(sut: LocalSut, backend: LocalBa
     [target] = (await backend.inject(req)).targets
     assert target.name == planned.name
 
-    effect = await confirmed(backend, req)
+    effect = await confirmed(backend, req)  # in effect once OOM-killed, before it is back
+    assert "OOMKilled" in effect.evidence[0]
+
+    def restarted() -> None:
+        assert replica(sut, target.name)["pid"] not in (None, int(target.uid))
+
+    await assert_eventually(restarted, timeout_s=20)
     now = replica(sut, target.name)
     assert now["last_exit_code"] == 137 and now["last_exit_reason"] == "OOMKilled"
     assert now["cgroup"]["oom_kills"] > old["cgroup"]["oom_kills"]
-    assert now["pid"] not in (None, int(target.uid))
-    assert "OOMKilled" in effect.evidence[0]
     assert (await backend.recover(req)).recovered
 
 
