@@ -106,10 +106,22 @@ class DeploymentSettings(BaseModel):
         return f"exec {self.ready_exec}" if self.ready_exec else "running"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now and not handed to another replica of this supervisor.
+
+    The kernel may hand out a just-closed ephemeral port again at once: two replicas then got
+    the same HTTP port, one crashed on it, and the other's server answered its probe.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass
