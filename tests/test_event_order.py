@@ -309,3 +309,25 @@ def test_evidence_is_capped_but_totals_count_everything() -> None:
 
     assert report.violations_total == 30 and len(report.violations) == 5
     assert report.duplicates == 30 and len(report.duplicate_examples) == 5
+
+
+def test_a_violation_is_found_whichever_partition_is_read_first() -> None:
+    s = Stream()
+    s.emit("GOAL_STARTED", "g1")
+    completed = s.emit("STEP_COMPLETED", "g1", 1)  # reordered: no STEP_STARTED before it
+    s.emit("STEP_STARTED", "g1", 1)
+    s.emit("GOAL_COMPLETED", "g1")
+    checker = EventOrderChecker(GOAL, STEP)
+    # The step topic's partition happens to be read before the goal topic's.
+    for topic, partition, offset, key, value in sorted(s.records, key=lambda r: r[0] != STEP):
+        checker.feed(topic, partition, offset, key, value)
+
+    report = checker.report()
+
+    (v,) = report.violations
+    assert (v.key, v.offset, v.reason) == (
+        "g1-1",
+        completed,
+        "STEP_COMPLETED with no STEP_STARTED before it",
+    )
+    assert report.violations_total == 1 and checker.report() == report  # reporting changes nothing

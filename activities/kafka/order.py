@@ -107,7 +107,7 @@ class RecordLike(Protocol):
 class _Step:
     """One step key: its state, last event, and the span of its timestamps."""
 
-    __slots__ = ("state", "last_type", "last_id", "ended", "lo_ts", "hi_ts")
+    __slots__ = ("state", "last_type", "last_id", "ended", "lo_ts", "hi_ts", "orphan")
 
     def __init__(self) -> None:
         self.state = _S_NEW
@@ -115,6 +115,10 @@ class _Step:
         self.last_id = ""
         self.ended = ""  # the terminal type of its last attempt, if it ended
         self.lo_ts = self.hi_ts = ""
+        # Its first event read needed one before it (e.g. STEP_COMPLETED first), and its goal
+        # run's GOAL_STARTED was not read yet: [type, topic, partition, offset]. Partitions are
+        # read in any order, so whether that is a violation is decided once all is read.
+        self.orphan: list[Any] = []
 
     def row(self) -> list[Any]:
         return [getattr(self, f) for f in self.__slots__]
@@ -304,10 +308,12 @@ class EventOrderChecker:
             step.state, step.ended = begin, etype if begin == _S_IDLE else ""
             return
         if state == _S_NEW and not goal.started:
-            # The key's first event read, its goal run begun before the window: what came
-            # before it is simply not in the window.
+            # The key's first event read: if its goal run began before the window, what came
+            # before it is simply not in the window; if GOAL_STARTED turns up on another
+            # partition, it is a violation (see `report`).
             step.state = _S_APPROVED if etype == "STEP_APPROVED" else _S_IDLE
             step.ended = etype if step.state == _S_IDLE else ""
+            step.orphan = [etype, *at]
             return
         need = _STEP_NEEDS.get(etype)
         if need and state in (_S_NEW, _S_IDLE):
@@ -369,6 +375,7 @@ class EventOrderChecker:
         lost_steps: list[str] = []
         cross: list[str] = []
         counts = {"no_terminal": 0, "no_start": 0, "lost": 0, "cross": 0}
+        found, total = list(self._violations), self.violations_total
         in_scope = 0
         for gid, goal in self._goals.items():
             if not goal.in_window:
@@ -382,6 +389,10 @@ class EventOrderChecker:
                 counts["no_start"] += 1
                 no_start.append((goal.first_ts, gid))
             for number, step in goal.steps.items():
+                if step.orphan and goal.started:
+                    total += 1
+                    if len(found) < cap:
+                        found.append(_orphan_violation(gid, number, step.orphan))
                 if goal.end_type == "GOAL_COMPLETED" and step.state in (
                     _S_RUNNING,
                     _S_AWAITING,
@@ -404,8 +415,8 @@ class EventOrderChecker:
             window_events=self.window_events,
             keys=self._keys,
             goal_runs=in_scope,
-            violations=list(self._violations),
-            violations_total=self.violations_total,
+            violations=found,
+            violations_total=total,
             duplicates=self.duplicates,
             duplicate_examples=list(self._dup_examples),
             unparseable=self.unparseable,
@@ -456,6 +467,21 @@ _STATE_WORDS = {
     _S_AWAITING: "awaiting approval",
     _S_APPROVED: "approved",
 }
+
+
+def _orphan_violation(gid: str, number: int, orphan: list[Any]) -> OrderViolation:
+    """A step whose first event needed one before it, in a goal run started in the window."""
+    etype, topic, partition, offset = orphan
+    return OrderViolation(
+        key=f"{gid}-{number}",
+        goal_run_id=gid,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        previous="(first on key)",
+        event=etype,
+        reason=f"{etype} with no {_STEP_NEEDS[etype]} before it",
+    )
 
 
 def goal_id(step_key: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution as WorkflowExecutionRef
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
@@ -286,6 +286,16 @@ async def progress(client: Client, mark: GoalRunMark, since: datetime) -> Progre
         for stamp in (pending.last_heartbeat_time, pending.last_started_time):
             if stamp.seconds and stamp.ToDatetime(UTC) > since:
                 return Progress(True, desc.history_length, "an activity is running")
+        if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+            # Started and not failing: it ends, fails or times out and is retried by Temporal
+            # (one whose worker died, e.g. a planning call with no heartbeat, waits out its
+            # start-to-close timeout). The run is waiting on it, not lost.
+            started = pending.last_started_time.ToDatetime(UTC).strftime("%H:%M:%S")
+            return Progress(
+                True,
+                desc.history_length,
+                f"activity {pending.activity_type.name} started at {started} still runs",
+            )
     quiet = (datetime.now(UTC) - since).total_seconds()
     fires = None if retrying else await timer_until(client, mark.workflow_id, desc.run_id)
     if fires is not None and fires > datetime.now(UTC):
