@@ -27,7 +27,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from kubernetes import client
@@ -36,7 +35,7 @@ from devstack import builds
 from devstack.certs import write_serving_certs
 from devstack.kube import KubeApiServer
 from devstack.ports import free_port, wait_for_port
-from devstack.processes import stop_process_group
+from devstack.processes import Service, stop_process_group
 
 CONTROL_NAMESPACE = "chaos-mesh"
 #: The kinds our backend renders; their webhooks are the ones registered.
@@ -52,7 +51,7 @@ class ChaosMeshError(RuntimeError):
     """The controller could not be built, started or registered."""
 
 
-class ChaosControllerManager:
+class ChaosControllerManager(Service):
     """The real chaos-controller-manager on loopback; see the module docstring."""
 
     def __init__(
@@ -168,17 +167,6 @@ class ChaosControllerManager:
             os.killpg(proc.pid, signal.SIGTERM)
             time.sleep(0.2)
         stop_process_group(proc, timeout_s=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 40) -> str:
         """The last `lines` lines of the controller's log."""

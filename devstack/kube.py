@@ -26,7 +26,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import yaml
@@ -35,7 +34,7 @@ from kubernetes import client
 from devstack import builds
 from devstack.certs import write_serving_certs, write_signing_key
 from devstack.ports import free_port
-from devstack.processes import stop_process_group
+from devstack.processes import Service, stop_process_group
 
 CRDS_DIR_ENV = "CHAOS_MESH_CRDS_DIR"
 NAMESPACE = "bytebot"
@@ -68,7 +67,7 @@ def crds_dir() -> Path:
         raise KubeApiServerError(str(err)) from err
 
 
-class KubeApiServer:
+class KubeApiServer(Service):
     """A kube-apiserver with embedded etcd on loopback, with Chaos Mesh CRDs installed.
 
     Use as a context manager (or call `start()` and `stop()`)::
@@ -170,17 +169,6 @@ class KubeApiServer:
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_process_group(proc, timeout_s=20)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def api_client(self) -> client.ApiClient:
         """A new client authenticated as the admin (group `system:masters`)."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from devstack import builds
 from devstack.kube import KubeApiServer
-from devstack.processes import stop_process_group
+from devstack.processes import Service, stop_process_group
 
 CONTROLLERS = ("deployment-controller", "replicaset-controller", "garbage-collector-controller")
 
@@ -27,7 +26,7 @@ class KubeControllerManagerError(RuntimeError):
     """kube-controller-manager could not be built or started."""
 
 
-class KubeControllerManager:
+class KubeControllerManager(Service):
     """kube-controller-manager for one `KubeApiServer` (a context manager)."""
 
     def __init__(self, kube: KubeApiServer, work_dir: Path, *, binary: Path | None = None):
@@ -86,14 +85,3 @@ class KubeControllerManager:
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_process_group(proc, timeout_s=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

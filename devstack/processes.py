@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from types import TracebackType
+from typing import Self
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -33,3 +35,27 @@ def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
     else:  # it shares a group with us: signal it alone
         proc.send_signal(sig)
+
+
+class Service:
+    """A local service run as a context manager: `start()` on enter, `stop()` on exit.
+
+    Subclasses define both; `stop()` must be safe to call more than once.
+    """
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

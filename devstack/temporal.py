@@ -13,10 +13,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from devstack.ports import free_port, wait_for_port
-from devstack.processes import stop_process_group
+from devstack.processes import Service, stop_process_group
 from workflows import visibility
 
 #: Search attributes the orchestrator upserts (declared once, in `workflows.visibility`); the
@@ -46,7 +45,7 @@ def temporal_cli() -> Path:
     return Path(found)
 
 
-class TemporalDevServer:
+class TemporalDevServer(Service):
     """A `temporal server start-dev` process on loopback, with or without its Web UI."""
 
     def __init__(
@@ -119,14 +118,3 @@ class TemporalDevServer:
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_process_group(proc, timeout_s=10)
-
-    def __enter__(self) -> TemporalDevServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
