@@ -12,11 +12,15 @@ partitioned like the Java client), then in the same run times
    returns once every goal run has ended;
 3. the pure checker (``EventOrderChecker.feed``) on the same events held in memory.
 
-It prints events per second of each and the ratio check / plain (higher is better; 1.0 means
-the check reads as fast as a consumer that does nothing), and the check's memory growth.
+It prints events per second of each (min/median/max) and the ratio check / plain (higher is
+better; 1.0 means the check reads as fast as a consumer that does nothing), and the check's
+memory growth.
 
-    .venv/bin/python bench/bench_event_order.py                 # 1,000,000 events
-    .venv/bin/python bench/bench_event_order.py --events 20000  # a quick run (CI)
+    .venv/bin/python bench/bench_event_order.py           # 1,000,000 events, 5 rounds
+    .venv/bin/python bench/bench_event_order.py --quick   # 100,000 events, 3 rounds
+
+The plain read and the check alternate, round by round, in one process; the ratio is taken
+per round. The last line is the JSON figures (bench/common.py).
 
 Needs java and mvn on PATH (the broker's jars are resolved once into ~/.cache). Exits 1 if
 the check finds anything wrong in the valid stream it produced.
@@ -33,16 +37,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
-from temporalio.testing import ActivityEnvironment
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from activities.kafka.order import EventOrderChecker
-from activities.kafka.probe import KafkaProbeActivities, reader_consumer
-from devstack.kafka import KafkaBroker
-from models.kafka import KafkaCheckInput, KafkaPositions, PartitionOffset
-from models.scenario import KafkaTarget
+from aiokafka import AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.partitioner import DefaultPartitioner  # noqa: E402
+from temporalio.testing import ActivityEnvironment  # noqa: E402
+
+from activities.kafka.order import EventOrderChecker  # noqa: E402
+from activities.kafka.probe import KafkaProbeActivities, reader_consumer  # noqa: E402
+from bench.common import Samples, alternate, emit, figures, rounds_of, table  # noqa: E402
+from bench.common import parser as bench_parser  # noqa: E402
+from devstack.kafka import KafkaBroker  # noqa: E402
+from models.kafka import KafkaCheckInput, KafkaPositions, PartitionOffset  # noqa: E402
+from models.scenario import KafkaTarget  # noqa: E402
 
 GOAL_TOPIC, STEP_TOPIC = "bench.goal.events", "bench.step.events"
 _ID_NS = uuid.UUID("6f1b7c52-3f5e-4e5b-9a59-2d6cbbd1e0a1")
@@ -52,7 +61,7 @@ Event = tuple[str, bytes, bytes]  # topic, key, value
 
 def generate(events: int, steps: int, concurrency: int) -> Iterator[Event]:
     """A valid stream: `concurrency` goal runs interleaved, each run ends; about `events` long."""
-    ts, emitted, next_run = 1_700_000_000_000, 0, 0
+    ts, emitted, next_run = 0, 0, 0
     plan = [("GOAL_STARTED", None)]
     plan += [(t, n) for n in range(1, steps + 1) for t in ("STEP_STARTED", "STEP_COMPLETED")]
     plan += [("GOAL_COMPLETED", None)]
@@ -67,10 +76,13 @@ def generate(events: int, steps: int, concurrency: int) -> Iterator[Event]:
             ts += 1
             key = gid if step is None else f"{gid}-{step}"
             eid = uuid.uuid5(_ID_NS, f"{gid}/{etype}/{step}")
+            s, ms = divmod(ts, 1000)
+            stamp = f"2026-12-01T{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{ms:03d}Z"
+            number = "" if step is None else f'"stepNumber":{step},'
             value = (
                 f'{{"eventId":"{eid}","eventType":"{etype}","goalRunId":"{gid}",'
-                f'"stepNumber":{"null" if step is None else step},"timestamp":{ts},'
-                f'"goal":"bench","attempt":1,"producer":"replica-0"}}'
+                f'"tenantId":"tenant-bench",{number}"timestamp":"{stamp}",'
+                f'"payload":{{"attempt":1,"producer":"replica-0"}}}}'
             )
             yield (GOAL_TOPIC if step is None else STEP_TOPIC), key.encode(), value.encode()
             emitted += 1
@@ -172,14 +184,21 @@ async def checked_read(bootstrap: str, tps: list[TopicPartition]) -> tuple[float
     report = await ActivityEnvironment().run(probe.check_kafka_events, request)
     elapsed = time.perf_counter() - t0
     sampler.cancel()
-    clean = not (report.violations_total or report.duplicates or report.gaps)
+    clean = not (
+        report.violations_total
+        or report.duplicates
+        or report.unparseable
+        or report.no_terminal_total
+        or report.no_start_total
+        or report.lost_step_events_total
+    )
     return elapsed, max(peak, rss_mb()) - base, report.events_read, clean
 
 
-def pure_check(args: argparse.Namespace) -> float:
+def pure_check(events: int, args: argparse.Namespace) -> float:
     """Events per second of the checker alone, fed from memory in chunks."""
     checker = EventOrderChecker(GOAL_TOPIC, STEP_TOPIC)
-    stream, elapsed, n, chunk = generate(args.events, args.steps, args.concurrency), 0.0, 0, []
+    stream, elapsed, n, chunk = generate(events, args.steps, args.concurrency), 0.0, 0, []
     while True:
         chunk = [e for _, e in zip(range(100_000), stream, strict=False)]
         if not chunk:
@@ -195,6 +214,8 @@ def pure_check(args: argparse.Namespace) -> float:
 
 
 async def main(args: argparse.Namespace) -> int:
+    events = args.events or (100_000 if args.quick else 1_000_000)
+    rounds = rounds_of(args)
     with (
         tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp,
         KafkaBroker(tmp, num_partitions=args.partitions, heap="1g") as broker,
@@ -203,42 +224,68 @@ async def main(args: argparse.Namespace) -> int:
         await broker.create_topics([GOAL_TOPIC, STEP_TOPIC])
         t0 = time.perf_counter()
         total = await produce(
-            bootstrap, generate(args.events, args.steps, args.concurrency), args.partitions
+            bootstrap, generate(events, args.steps, args.concurrency), args.partitions
         )
         print(
             f"produced {total:,} events in {time.perf_counter() - t0:.1f}s "
             f"({args.steps} steps per goal run, {args.concurrency} interleaved, "
-            f"{args.partitions} partitions per topic)"
+            f"{args.partitions} partitions per topic); {rounds} rounds, sides alternating"
         )
         tps = [
             TopicPartition(t, p) for t in (GOAL_TOPIC, STEP_TOPIC) for p in range(args.partitions)
         ]
         await plain_read(bootstrap, tps, total)  # warm the page cache and the broker's JIT
-        plain_s = await plain_read(bootstrap, tps, total)
-        check_s, grew_mb, read, clean = await checked_read(bootstrap, tps)
-    pure = pure_check(args)
-    plain_rate, check_rate = total / plain_s, read / check_s
-    print(f"plain consumer : {plain_rate:12,.0f} events/s ({plain_s:.2f}s)")
-    print(
-        f"ordering check : {check_rate:12,.0f} events/s ({check_s:.2f}s, "
-        f"+{grew_mb:.0f} MB RSS at peak)"
-    )
-    print(f"checker alone  : {pure:12,.0f} events/s (in memory, no Kafka)")
-    print(f"ratio check/plain: {check_rate / plain_rate:.2f}")
-    if read != total or not clean:
-        print(
-            f"FAILED: the check read {read:,} of {total:,} events or found problems in a valid "
-            "stream",
-            file=sys.stderr,
+        failures: list[str] = []
+        grew: list[float] = []
+
+        async def plain() -> float:
+            return total / await plain_read(bootstrap, tps, total)
+
+        async def check() -> float:
+            check_s, grew_mb, read, clean = await checked_read(bootstrap, tps)
+            grew.append(grew_mb)
+            if read != total or not clean:
+                failures.append(f"read {read:,} of {total:,}, clean={clean}")
+            return read / check_s
+
+        samples = await alternate(
+            {"plain": plain, "check": check},
+            rounds,
+            Samples({"plain": "events/s", "check": "events/s"}),
         )
+    pure = pure_check(events, args)
+    print(table(samples, ("check", "plain")))
+    print(f"checker alone  : {pure:12,.0f} events/s (in memory, no Kafka)")
+    print(f"check RSS growth at peak: {max(grew):.0f} MB")
+    emit(
+        figures(
+            "event-order",
+            samples,
+            ("check", "plain"),
+            {
+                "events": total,
+                "steps": args.steps,
+                "concurrency": args.concurrency,
+                "partitions": args.partitions,
+                "rounds": rounds,
+            },
+            {
+                "checker_alone_events_per_s": round(pure),
+                "rss_growth_mb_max": round(max(grew)),
+                "target_ratio": 0.5,
+            },
+        )
+    )
+    if failures:
+        print(f"FAILED: the check on a valid stream: {failures[0]}", file=sys.stderr)
         return 1
     return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events to produce")
+    parser = bench_parser(__doc__.split("\n\n")[0], rounds=5, quick_rounds=3)
+    parser.add_argument("--events", type=int, default=None, help="events (1M; 100k --quick)")
     parser.add_argument("--steps", type=int, default=8, help="steps per goal run")
     parser.add_argument("--concurrency", type=int, default=200, help="goal runs interleaved")
     parser.add_argument("--partitions", type=int, default=3, help="partitions per topic")
