@@ -47,7 +47,7 @@ from temporalio.testing import ActivityEnvironment  # noqa: E402
 
 from activities.kafka.order import EventOrderChecker  # noqa: E402
 from activities.kafka.probe import KafkaProbeActivities, reader_consumer  # noqa: E402
-from bench.common import Samples, alternate, emit, figures, rounds_of, table  # noqa: E402
+from bench.common import Samples, alternate, emit, figures, quiet_logs, rounds_of, table  # noqa: E402
 from bench.common import parser as bench_parser  # noqa: E402
 from devstack.kafka import KafkaBroker  # noqa: E402
 from models.kafka import KafkaCheckInput, KafkaPositions, PartitionOffset  # noqa: E402
@@ -214,6 +214,7 @@ def pure_check(events: int, args: argparse.Namespace) -> float:
 
 
 async def main(args: argparse.Namespace) -> int:
+    quiet_logs()
     events = args.events or (100_000 if args.quick else 1_000_000)
     rounds = rounds_of(args)
     with (

@@ -147,6 +147,20 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
 
 
+def quiet_logs() -> None:
+    """Logs to stderr, warnings and up only: stdout is the table and the JSON line."""
+    import logging
+
+    import structlog
+
+    logging.basicConfig(stream=sys.stderr, level=logging.ERROR)
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+
+
 def emit(result: Mapping[str, Any]) -> None:
     """Print the one JSON line, last, on stdout."""
     sys.stdout.flush()
