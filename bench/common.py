@@ -18,6 +18,7 @@ Imports nothing of the orchestrator, so a test can check it on plain numbers.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -103,6 +104,22 @@ async def seconds(call: Callable[[], Awaitable[object]]) -> float:
     began = time.perf_counter()
     await call()
     return time.perf_counter() - began
+
+
+async def until(
+    check: Callable[[], bool | Awaitable[bool]], interval_s: float, timeout_s: float = 300.0
+) -> bool:
+    """Poll `check` (sync or async) every `interval_s` until true; False at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()
+        if not isinstance(got, bool):
+            got = await got
+        if got:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval_s)
 
 
 def figures(

@@ -14,8 +14,6 @@ Not a test: it takes minutes per run, and what it measures is a rate.
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import Samples, emit, figures, rounds_of, table  # noqa: E402
+from bench.common import parser as bench_parser  # noqa: E402
 from models.report import ScenarioReport, Verdict  # noqa: E402
 
 QUICK_SCENARIO = """\
@@ -60,23 +60,24 @@ def run_once(scenario: str, duration_cap: str, settle_cap: str, work: Path) -> S
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser = bench_parser(__doc__.splitlines()[0], rounds=10, quick_rounds=2)
+    parser.add_argument("--runs", type=int, default=None, help="same as --rounds")
     parser.add_argument("--scenario", default="full-resilience")
     parser.add_argument("--duration-cap", default="5s")
     parser.add_argument("--settle-cap", default="40s")
-    parser.add_argument("--quick", action="store_true", help="2 runs of one 8 s pod-kill")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="false-alarms-"))
-    scenario, runs = args.scenario, args.runs
+    scenario, runs = args.scenario, args.runs or rounds_of(args)
     if args.quick:
         (root / "quick.yaml").write_text(QUICK_SCENARIO)
-        scenario, runs = str(root / "quick.yaml"), 2
+        scenario = str(root / "quick.yaml")
     alarms, seconds, faults = 0, [], 0
+    samples = Samples({"run": "s"})
     for n in range(runs):
         began = time.monotonic()
         report = run_once(scenario, args.duration_cap, args.settle_cap, root / f"run-{n}")
         seconds.append(time.monotonic() - began)
+        samples.add("run", seconds[-1])
         faults += len(report.faults())
         alarm = report.verdict is not Verdict.PASS
         alarms += alarm
@@ -86,15 +87,16 @@ def main() -> int:
             flush=True,
         )
     print(f"false alarms: {alarms} of {runs} runs ({faults} faults judged)")
-    figures = {
-        "name": "false-alarms",
-        "scenario": scenario,
-        "runs": runs,
-        "false_alarms": alarms,
-        "faults": faults,
-        "run_s_median": sorted(seconds)[len(seconds) // 2],
-    }
-    print(json.dumps(figures))
+    print(table(samples))
+    emit(
+        figures(
+            "false-alarms",
+            samples,
+            None,
+            {"scenario": scenario, "runs": runs},
+            {"false_alarms": alarms, "faults": faults, "rate": round(alarms / runs, 3)},
+        )
+    )
     return 0 if alarms == 0 else 1
 
 
