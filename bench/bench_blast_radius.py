@@ -14,6 +14,9 @@ by round:
   delete it and see it gone): the floor.
 
 The ratio is fault / api per round. `--kinds` adds other kinds than network-delay to `fault`.
+`--controller-qps 30,300` runs everything once per client rate limit of chaos-controller-manager
+itself (its `QPS` env, default 30, burst 50; burst is set to 5/3 of it): a controller is
+restarted between them, so those settings are compared run after run, not round by round.
 
     .venv/bin/python bench/bench_blast_radius.py --quick   # 1, 10, 100 pods, 3 rounds
     .venv/bin/python bench/bench_blast_radius.py           # 1, 10, 100, 1000 pods, 5 rounds
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import sys
 import tempfile
@@ -150,36 +154,51 @@ async def bench(
         return [await one_size(kube, stack, api, n, kinds, rounds) for n in sizes]
 
 
-def main() -> None:
-    parser = bench_parser(__doc__.splitlines()[0], rounds=5, quick_rounds=3)
-    parser.add_argument("--sizes", default="1,10,100,1000", help="target pod counts")
-    parser.add_argument("--kinds", default="network-delay", help=f"of {', '.join(FAULTS)}")
-    args = parser.parse_args()
-    quiet_logs()
-    sizes = [1, 10, 100] if args.quick else [int(s) for s in args.sizes.split(",")]
-    kinds = list(dict.fromkeys(["network-delay", *args.kinds.split(",")]))
-    rounds = rounds_of(args)
+def one_stack(
+    qps: int | None, sizes: list[int], kinds: list[str], rounds: int
+) -> list[dict[str, Any]]:
+    """Every size on a fresh API server and controller (at controller QPS `qps`)."""
+    if qps is not None:  # read by chaos-controller-manager from its environment
+        os.environ["QPS"], os.environ["BURST"] = str(qps), str(qps * 5 // 3)
     work = Path(tempfile.mkdtemp(prefix="bench-chaos-mesh-"))
     started = time.monotonic()
     with KubeApiServer(work / "kube") as kube, real_chaos_mesh(kube, work) as stack:
         print(
             f"stack up in {time.monotonic() - started:.1f}s "
-            f"(controller {stack.controller.started_in_s:.1f}s)",
+            f"(controller {stack.controller.started_in_s:.1f}s, QPS {qps or 'default 30'})",
             file=sys.stderr,
         )
-        rows = asyncio.run(bench(kube, stack, sizes, kinds, rounds))
+        return asyncio.run(bench(kube, stack, sizes, kinds, rounds))
+
+
+def main() -> None:
+    parser = bench_parser(__doc__.splitlines()[0], rounds=5, quick_rounds=3)
+    parser.add_argument("--sizes", default="1,10,100,1000", help="target pod counts")
+    parser.add_argument("--kinds", default="network-delay", help=f"of {', '.join(FAULTS)}")
+    parser.add_argument(
+        "--controller-qps", default="", help="e.g. 30,300: the controller's client rate limits"
+    )
+    args = parser.parse_args()
+    quiet_logs()
+    sizes = [1, 10, 100] if args.quick else [int(s) for s in args.sizes.split(",")]
+    kinds = list(dict.fromkeys(["network-delay", *args.kinds.split(",")]))
+    rounds = rounds_of(args)
+    settings = [int(q) for q in args.controller_qps.split(",") if q] or [None]
+    by_qps = {q: one_stack(q, sizes, kinds, rounds) for q in settings}
+    rows = by_qps[settings[0]]
     last = dict(rows[-1])
     last["name"] = "blast-radius"
-    last["sizes"] = {"pods": sizes, "kinds": kinds, "rounds": rounds}
+    last["sizes"] = {"pods": sizes, "kinds": kinds, "rounds": rounds, "controller_qps": settings}
     last["extra"] = {
-        "by_size": {
+        f"qps_{q or 'default'}": {
             str(r["sizes"]["pods"]): {
                 "sides": {k: v["median"] for k, v in r["sides"].items()},
                 "ratio_median": r["ratio_median"],
                 **r["extra"],
             }
-            for r in rows
+            for r in qps_rows
         }
+        for q, qps_rows in by_qps.items()
     }
     emit(last)
 
