@@ -6,6 +6,9 @@ know which backend runs their faults.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import structlog
 from temporalio import activity
 
@@ -14,6 +17,10 @@ from models.ledger import FaultRequest, Injection, Recovery, TargetPreview
 from workflows import names
 
 log = structlog.get_logger(__name__)
+
+#: Pauses between the quick looks of one confirm_fault attempt (about 1 s in all; see
+#: bench/bench_overhead.py: inject -> in effect).
+CONFIRM_POLL = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)
 
 
 def _bound(request: FaultRequest) -> structlog.typing.FilteringBoundLogger:
@@ -38,10 +45,18 @@ def check_namespace(request: FaultRequest) -> None:
 
 
 class FaultActivities:
-    """Binds a backend to the fault activity names."""
+    """Binds a backend to the fault activity names.
 
-    def __init__(self, backend: FaultBackend) -> None:
+    Args:
+        backend: The worker's fault backend.
+        confirm_poll: Pauses between the quick looks of one confirm_fault attempt.
+    """
+
+    def __init__(
+        self, backend: FaultBackend, *, confirm_poll: Sequence[float] = CONFIRM_POLL
+    ) -> None:
         self.backend = backend
+        self.confirm_poll = tuple(confirm_poll)
 
     @activity.defn(name=names.PREVIEW_FAULT)
     async def preview_fault(self, request: FaultRequest) -> TargetPreview:
@@ -61,8 +76,22 @@ class FaultActivities:
 
     @activity.defn(name=names.CONFIRM_FAULT)
     async def confirm_fault(self, request: FaultRequest) -> Injection:
-        """Evidence that the fault is in effect; retried by the workflow until it is."""
-        return await self.backend.confirm(request)
+        """Evidence that the fault is in effect; retried by the workflow until it is.
+
+        A fault usually takes effect within a few hundred milliseconds of its injection (the
+        proxy re-reads its rules every ~150 ms; the controller reconciles at once), while the
+        workflow retries every second: so the activity first looks again itself, quickly
+        (`CONFIRM_POLL`), before a NotYet goes back to the workflow's retry policy.
+        """
+        waits = iter(self.confirm_poll)
+        while True:
+            try:
+                return await self.backend.confirm(request)
+            except NotYet:
+                wait = next(waits, None)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
 
     @activity.defn(name=names.RECOVER_FAULT)
     async def recover_fault(self, request: FaultRequest) -> Recovery:
