@@ -266,6 +266,8 @@ async def one_size(
     samples.add("close_check", close_s)
     samples.add("drain", drain_s)
     ok &= closed.completed == n and not closed.losses
+    for loss in closed.losses[:3]:
+        print(f"{n:>6,}  loss: {loss.workflow_id} {loss.status}: {loss.reason[:200]}")
     print(table(samples, ("census", "count"), label=f"{n:>6,}  "))
     for a, b in [("list", "count"), ("open_check", "count"), ("close_check", "drain")]:
         r = samples.ratios(a, b)
@@ -283,7 +285,8 @@ async def one_size(
         "histories_read": closed.histories_read,
         "ready_s": round(ready_s, 1),
         "closed_completed": closed.completed,
-        "losses": len(closed.losses),
+        "losses": closed.losses_total,
+        "progressing": closed.progressing,
     }
     return figures(
         f"verify-scale-census-{n}", samples, ("census", "count"), {"goal_runs": n}, extra
