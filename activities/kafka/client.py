@@ -65,8 +65,8 @@ class KafkaSession:
         # Offsets are asked on a connection of their own: on the reader's they would queue
         # behind a fetch the broker holds for up to fetch_max_wait_ms.
         # Its first end_offsets waits for the topics' metadata in steps of retry_backoff_ms:
-        # 20 ms, not 200, took a positions read from ~0.43 s to ~0.06 s (bench_overhead.py:
-        # steady state and every hold probe read positions on a new session).
+        # 20 ms, not 200, took that wait from ~0.4 s to ~0.06 s (bench_overhead.py: the
+        # steady state and every hold probe read positions on a session of their own).
         self.offsets = reader_consumer(bootstrap, retry_backoff_ms=20)
         self.admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap, client_id="bytebot-chaos-check", request_timeout_ms=10_000
