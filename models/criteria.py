@@ -25,9 +25,21 @@ def _result(
         criterion=criterion,
         verdict=verdict,
         summary=summary,
-        findings=findings or [],
-        evidence=evidence or [],
+        findings=capped(findings or []),
+        evidence=capped(evidence or []),
     )
+
+
+#: Findings (and evidence lines) kept per criterion of a fault; the rest are counted. A badly
+#: failing run must still fit in one Temporal payload (2 MB).
+MAX_FINDINGS = 50
+
+
+def capped(lines: list[str], cap: int = MAX_FINDINGS) -> list[str]:
+    """The first `cap` lines, and one saying how many more there were."""
+    if len(lines) <= cap:
+        return lines
+    return [*lines[:cap], f"... and {len(lines) - cap} more"]
 
 
 def no_data_loss(obs: FaultObservations) -> CriterionResult:

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from models.scenario import Scenario, ScenarioInput, Step
     from models.summary import progress_summary, run_summary
     from workflows import names, policies, visibility
+    from workflows.failures import root_cause
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
 
 
@@ -81,6 +82,12 @@ class ChaosScenarioWorkflow:
     def fault_recorded(self, record: FaultRecord) -> None:
         """A child's ledger row changed (its hold began, or its recovery failed)."""
         self._ledger[record.fault_id] = record
+        request = self._requests.get(record.fault_id)
+        if request is not None and record.expires_at is not None:
+            # The child stamps the expiry at injection; pause/resume tell the backend the same.
+            self._requests[record.fault_id] = request.model_copy(
+                update={"expires_at": record.expires_at}
+            )
         self._show_progress()
 
     @workflow.query(name=names.STATUS_QUERY)
@@ -249,7 +256,7 @@ class ChaosScenarioWorkflow:
                 label=request.fault.label,
                 action=request.fault.action,
                 target=request.fault.target.describe(),
-                expires_at=request.expires_at,
+                # None until the child injects: it stamps the one expiry the backend is told.
             )
             self._requests[request.fault_id] = request
             self._running[request.fault_id] = await workflow.start_child_workflow(
@@ -286,7 +293,8 @@ class ChaosScenarioWorkflow:
         try:
             report = await handle
         except ChildWorkflowError as err:
-            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+            # The root cause, not the wrapper's "Child Workflow execution failed".
+            cause = f"the fault's run failed: {root_cause(err)}"
             record = self._ledger.get(request.fault_id)
             report = FaultReport(
                 fault_id=request.fault_id,
