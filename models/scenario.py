@@ -24,6 +24,9 @@ MIN_PROBE_INTERVAL = timedelta(seconds=1)
 #: Hold probes per fault at most: a longer fault's probes are spread out (1 h: one per 10 s),
 #: so its history stays far below Temporal's limits whatever the interval.
 MAX_HOLD_PROBES = 360
+#: Faults per scenario at most: a badly failing fault's report is ~50 KB (findings and
+#: timeline capped), so a whole run's report stays under Temporal's 2 MB payload limit.
+MAX_FAULTS = 30
 
 
 class Step(Frozen):
@@ -232,6 +235,15 @@ class Scenario(Frozen):
         description="When it runs by itself (`starter.py schedule apply`); a manual run "
         "ignores it.",
     )
+
+    @model_validator(mode="after")
+    def _bounded_fault_count(self) -> Scenario:
+        if self.fault_count > MAX_FAULTS:
+            raise ValueError(
+                f"steps: {self.fault_count} faults in one scenario, at most {MAX_FAULTS} "
+                "(its report must fit one Temporal payload); split it into several scenarios"
+            )
+        return self
 
     @property
     def fault_count(self) -> int:
