@@ -236,14 +236,17 @@ class Scenario(Frozen):
         "ignores it.",
     )
 
-    @model_validator(mode="after")
-    def _bounded_fault_count(self) -> Scenario:
-        if self.fault_count > MAX_FAULTS:
+    @field_validator("steps")
+    @classmethod
+    def _bounded_fault_count(cls, steps: list[Step]) -> list[Step]:
+        # A field validator, not a model one: that would rename `Scenario` in error paths.
+        count = sum(len(step.faults) for step in steps)
+        if count > MAX_FAULTS:
             raise ValueError(
-                f"steps: {self.fault_count} faults in one scenario, at most {MAX_FAULTS} "
+                f"{count} faults in one scenario, at most {MAX_FAULTS} "
                 "(its report must fit one Temporal payload); split it into several scenarios"
             )
-        return self
+        return steps
 
     @property
     def fault_count(self) -> int:

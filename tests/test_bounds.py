@@ -143,7 +143,7 @@ def test_no_assert_in_workflow_code() -> None:
 
 def _worst_fault(index: int) -> FaultObservations:
     """A fault that went as badly as it can: every list at (or far beyond) its source's cap."""
-    many = 5000
+    many = 1000
     record = FaultRecord(
         fault_id=f"chaos-0f80c2b0-{index:02d}-pod-kill",
         step=index,
