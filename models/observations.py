@@ -101,6 +101,18 @@ class BaselineMarks(Frozen):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_baseline(cls, data: Any) -> Any:
+        # A whole `Baseline` is accepted too (direct callers: tests, benchmarks).
+        if isinstance(data, Baseline):
+            return {
+                "goal_runs": data.goal_runs,
+                "truncated": data.truncated,
+                "replicas": data.replicas,
+            }
+        return data
+
     goal_runs: list[GoalRunMark] = Field(
         default_factory=list, description="Goal runs in flight (only where they are followed)."
     )

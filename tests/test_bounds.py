@@ -96,6 +96,8 @@ def test_recovery_and_goal_run_inputs_take_only_what_they_read_and_old_inputs_st
     # An activity task scheduled by the previous release carries the whole Baseline.
     old = BaselineMarks.model_validate(baseline.model_dump(mode="json"))
     assert len(old.goal_runs) == 2000 and old.replicas == baseline.replicas
+    # A direct caller may still pass the whole Baseline.
+    assert BaselineMarks.model_validate(baseline).goal_runs == baseline.goal_runs
 
 
 def test_the_kafka_check_gets_total_lag_per_sample_and_reads_old_whole_positions() -> None:
