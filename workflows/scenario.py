@@ -35,6 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
 
 
+#: Findings the `status` query shows (the latest; the report keeps every fault's own).
+MAX_STATUS_FINDINGS = 50
+
+
 def fault_id_for(execution_run_id: str, step: int, fault: FaultSpec) -> str:
     """Stable id of a fault in a run (`chaos-<run>-<step>-<name>`), a valid Kubernetes name."""
     run = hashlib.sha256(execution_run_id.encode()).hexdigest()[:8]
@@ -106,7 +110,9 @@ class ChaosScenarioWorkflow:
             paused=self._paused,
             abort_reason=self._abort_reason,
             ledger=list(self._ledger.values()),
-            findings=list(self._findings),
+            # The latest only: a query's answer is a payload too (2 MB at most).
+            findings=self._findings[-MAX_STATUS_FINDINGS:],
+            findings_total=len(self._findings),
         )
 
     # -- the run ------------------------------------------------------------------------
