@@ -25,9 +25,26 @@ def _result(
         criterion=criterion,
         verdict=verdict,
         summary=summary,
-        findings=findings or [],
-        evidence=evidence or [],
+        findings=capped(findings or []),
+        evidence=capped(evidence or []),
     )
+
+
+#: Findings (and evidence lines) kept per criterion of a fault; the rest are counted. A badly
+#: failing run must still fit in one Temporal payload (2 MB).
+MAX_FINDINGS = 20
+
+
+#: Characters kept of one finding: a long failure message is cut, its start names the cause.
+MAX_FINDING_CHARS = 400
+
+
+def capped(lines: list[str], cap: int = MAX_FINDINGS) -> list[str]:
+    """The first `cap` lines (each cut at `MAX_FINDING_CHARS`), and how many more there were."""
+    kept = [x if len(x) <= MAX_FINDING_CHARS else x[: MAX_FINDING_CHARS - 3] + "..." for x in lines]
+    if len(kept) <= cap:
+        return kept
+    return [*kept[:cap], f"... and {len(kept) - cap} more"]
 
 
 def no_data_loss(obs: FaultObservations) -> CriterionResult:

@@ -25,7 +25,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if not isinstance(value, str) or not value.strip():
         raise ValueError("a duration is a string such as '30s', '1m30s' or '200ms'")
     text = value.strip()
@@ -37,7 +37,16 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"{value!r} is not a duration; write e.g. '30s', '1m30s' or '200ms'")
-    return timedelta(seconds=total)
+    return _seconds(total, value)
+
+
+def _seconds(seconds: float, given: Any) -> timedelta:
+    # Found by fuzzing: a huge number made `timedelta` raise OverflowError, which pydantic does
+    # not turn into a validation error, so a bad `--input` escaped as a workflow task failure.
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError) as err:
+        raise ValueError(f"{given!r} is far too long for a duration") from err
 
 
 def format_duration(value: timedelta) -> str:

@@ -94,20 +94,15 @@ def judge_run(steps: list[StepReport]) -> tuple[Verdict, list[CriterionResult], 
     for criterion in Criterion:
         results = [c for f in faults for c in f.criteria if c.criterion is criterion]
         verdict = worst([r.verdict for r in results])
-        failing = [
-            f"{f.label}: {x}"
-            for f in faults
-            for c in f.criteria
-            if c.criterion is criterion
-            for x in c.findings
-        ]
+        # The findings stay with their faults (one copy in the report): counted here.
+        findings = sum(len(r.findings) for r in results)
         passed = sum(1 for r in results if r.verdict is Verdict.PASS)
         per_criterion.append(
             CriterionResult(
                 criterion=criterion,
                 verdict=verdict,
-                summary=f"{passed}/{len(results)} fault(s) pass",
-                findings=failing,
+                summary=f"{passed}/{len(results)} fault(s) pass"
+                + (f", {findings} finding(s) in the faults" if findings else ""),
             )
         )
     checks = [c for f in faults for c in f.criteria if c.verdict is not Verdict.NOT_RUN]

@@ -43,8 +43,33 @@ class KafkaPositions(Frozen):
     group_members: int | None = None
 
 
+class LagSample(Frozen):
+    """The group's total lag at one moment."""
+
+    at: datetime
+    total_lag: int
+
+
+def _lag_only(sample: Any) -> Any:
+    if isinstance(sample, dict):
+        return {"at": sample["at"], "total_lag": sample.get("total_lag", 0)}
+    return sample
+
+
 class KafkaCheckInput(Frozen):
     """Check the events written between two positions (a fault's window)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lag_only(cls, data: Any) -> Any:
+        # Earlier releases sent whole positions per sample (every partition's offsets); the
+        # check reads only the total lag, and an in-flight task of theirs must still run.
+        if isinstance(data, dict) and data.get("lag_samples"):
+            data = {
+                **data,
+                "lag_samples": [_lag_only(x) for x in data["lag_samples"]],
+            }
+        return data
 
     kafka: KafkaTarget
     start: KafkaPositions
@@ -53,16 +78,10 @@ class KafkaCheckInput(Frozen):
         default=None,
         description="When the fault was recovered: drain time counts from it (else: now).",
     )
-    lag_samples: list[KafkaPositions] = Field(
-        default_factory=list, description="Positions read during the fault, for the lag's peak."
+    lag_samples: list[LagSample] = Field(
+        default_factory=list,
+        description="The total lag read during the fault (for its peak), thinned to ~100.",
     )
-
-
-class LagSample(Frozen):
-    """The group's total lag at one moment."""
-
-    at: datetime
-    total_lag: int
 
 
 class LagReport(Frozen):

@@ -7,8 +7,9 @@ The verdict is computed from these by `models.judge.judge_fault`, a pure functio
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 
 from models.base import Frozen
 from models.faults import PodTarget
@@ -91,6 +92,49 @@ class Baseline(Frozen):
         return not self.problems
 
 
+class BaselineMarks(Frozen):
+    """The part of the steady state a verification activity reads (not the whole `Baseline`).
+
+    Unknown fields are ignored: an activity task scheduled by an earlier release carries the
+    whole `Baseline`, and it must still run.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_baseline(cls, data: Any) -> Any:
+        # A whole `Baseline` is accepted too (direct callers: tests, benchmarks).
+        if isinstance(data, Baseline):
+            return {
+                "goal_runs": data.goal_runs,
+                "truncated": data.truncated,
+                "replicas": data.replicas,
+            }
+        return data
+
+    goal_runs: list[GoalRunMark] = Field(
+        default_factory=list, description="Goal runs in flight (only where they are followed)."
+    )
+    truncated: bool = Field(
+        default=False, description="More goal runs were in flight than followed."
+    )
+    replicas: ReplicaSet = Field(default_factory=ReplicaSet)
+
+    @classmethod
+    def of(cls, baseline: Baseline, *, goal_runs: bool) -> BaselineMarks:
+        """The replicas of `baseline`, and its goal-run marks when `goal_runs`."""
+        return cls(
+            goal_runs=baseline.goal_runs if goal_runs else [],
+            truncated=baseline.truncated,
+            replicas=baseline.replicas,
+        )
+
+
+#: Examples kept in a list that grows with the goal runs (the count is kept beside it).
+MAX_EXAMPLES = 20
+
+
 class HoldProbeInput(Frozen):
     """A periodic check while a fault holds."""
 
@@ -107,7 +151,27 @@ class HoldProbeInput(Frozen):
 
 
 class HoldProbe(Frozen):
-    """What one check during the hold saw; `breach` names a crossed abort condition."""
+    """What one check during the hold saw; `breach` names a crossed abort condition.
+
+    Its failed goal runs are capped at `MAX_EXAMPLES` (the count is in `failed_total`): every
+    probe's result is in the fault's history, and a probe lists all runs failed since injection.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cap_failed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            ids = data.get("failed_goal_runs") or []
+            reasons = data.get("failed_goal_run_reasons") or []
+            if len(ids) > MAX_EXAMPLES or len(reasons) > MAX_EXAMPLES:
+                total = max(data.get("failed_total") or 0, len(ids))
+                data = {
+                    **data,
+                    "failed_goal_runs": ids[:MAX_EXAMPLES],
+                    "failed_goal_run_reasons": reasons[:MAX_EXAMPLES],
+                    "failed_total": total,
+                }
+        return data
 
     at: datetime
     canary_starts_ok: int = 0
@@ -131,13 +195,22 @@ class HoldProbe(Frozen):
     live_pollers: list[str] = Field(
         default_factory=list, description="Identities of the live pollers (who polls where)."
     )
+    failed_total: int | None = Field(
+        default=None,
+        description="Goal runs failed since injection when more than the examples listed.",
+    )
+
+    @property
+    def failed_count(self) -> int:
+        """How many goal runs had failed since injection (not only the examples)."""
+        return max(self.failed_total or 0, len(self.failed_goal_runs))
 
 
 class RecoveryInput(Frozen):
     """Wait, after the fault was recovered, for the system to come back by itself."""
 
     context: ProbeContext
-    baseline: Baseline
+    baseline: BaselineMarks = Field(description="The baseline's replicas (no goal-run marks).")
     recovered_at: datetime
     injected_at: datetime
     targets: list[str] = Field(
@@ -182,7 +255,7 @@ class GoalRunsInput(Frozen):
     """Check that every goal run in flight at the fault, and every canary, survived it."""
 
     context: ProbeContext
-    baseline: Baseline
+    baseline: BaselineMarks = Field(description="The goal runs and replicas before the fault.")
     canary_ids: list[str] = Field(default_factory=list)
     injected_at: datetime
     deadline: datetime

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.base import Frozen
 from models.faults import ExpectedBehavior
@@ -114,8 +114,21 @@ class ScenarioReport(Frozen):
     reason: str = ""
     criteria: list[CriterionResult] = Field(default_factory=list)
     steps: list[StepReport] = Field(default_factory=list)
-    ledger: list[FaultRecord] = Field(default_factory=list)
+    ledger: list[FaultRecord] = Field(
+        default_factory=list,
+        exclude=True,
+        description="Each fault's ledger row. Not serialized: the rows travel once, in their "
+        "fault reports (`record`), and are rebuilt from them when a report is read.",
+    )
     score_pct: float = Field(0.0, ge=0, le=100, description="Share of criteria checks passed.")
+
+    @model_validator(mode="after")
+    def _ledger_from_records(self) -> ScenarioReport:
+        if not self.ledger:
+            rows = [f.record for f in self.faults() if f.record is not None]
+            # Frozen: set once, while the model is being built.
+            object.__setattr__(self, "ledger", rows)
+        return self
 
     def faults(self) -> list[FaultReport]:
         """Every fault report, in order."""

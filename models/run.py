@@ -49,7 +49,10 @@ class RunStatus(Frozen):
     paused: bool = False
     abort_reason: str | None = None
     ledger: list[FaultRecord] = Field(default_factory=list)
-    findings: list[str] = Field(default_factory=list)
+    findings: list[str] = Field(
+        default_factory=list, description="The latest findings (at most 50; see the total)."
+    )
+    findings_total: int | None = Field(None, description="Findings so far, all of them.")
 
 
 class FaultProgress(Frozen):

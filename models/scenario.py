@@ -9,13 +9,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from models.base import Frozen
 from models.contract import GoalRunContract
 from models.durations import Duration
 from models.faults import FaultSpec
 from models.schedule import ScheduleSettings
+
+#: The shortest `probe_interval`. One probe is a canary start, a visibility query, a task-queue
+#: describe and a replica read (about 0.1-1 s on a busy machine): probing faster measures the
+#: probe, not the system. The history bound of a long fault comes from `MAX_HOLD_PROBES`.
+MIN_PROBE_INTERVAL = timedelta(seconds=1)
+#: Hold probes per fault at most: a longer fault's probes are spread out (1 h: one per 10 s),
+#: so its history stays far below Temporal's limits whatever the interval.
+MAX_HOLD_PROBES = 360
+#: Faults per scenario at most: a badly failing fault's report is ~50 KB (findings and
+#: timeline capped), so a whole run's report stays under Temporal's 2 MB payload limit.
+MAX_FAULTS = 30
 
 
 class Step(Frozen):
@@ -172,12 +183,26 @@ class Verification(Frozen):
     settle: Duration = Field(
         timedelta(minutes=2), description="After recovery, the system must be whole by then."
     )
-    probe_interval: Duration = Field(timedelta(seconds=5), description="Checks during a hold.")
+    probe_interval: Duration = Field(
+        timedelta(seconds=5),
+        description="Checks during a hold; at least 1s (a probe's own round trips take that "
+        "long), and a long fault's probes are spread so it gets at most 360.",
+    )
     max_goal_runs: int = Field(2000, ge=1, description="At most this many goal runs followed.")
     degradation: DegradationLimits = Field(default_factory=DegradationLimits)
     latency_lookback: Duration = Field(
         timedelta(minutes=2), description="Steady-state latency: goal runs closed this long before."
     )
+
+    @field_validator("probe_interval")
+    @classmethod
+    def _probe_interval_floor(cls, value: timedelta) -> timedelta:
+        if value < MIN_PROBE_INTERVAL:
+            raise ValueError(
+                f"probe_interval must be at least {MIN_PROBE_INTERVAL.total_seconds():g}s "
+                "(every probe is written into the fault's Temporal history)"
+            )
+        return value
 
 
 class AbortConditions(Frozen):
@@ -210,6 +235,18 @@ class Scenario(Frozen):
         description="When it runs by itself (`starter.py schedule apply`); a manual run "
         "ignores it.",
     )
+
+    @field_validator("steps")
+    @classmethod
+    def _bounded_fault_count(cls, steps: list[Step]) -> list[Step]:
+        # A field validator, not a model one: that would rename `Scenario` in error paths.
+        count = sum(len(step.faults) for step in steps)
+        if count > MAX_FAULTS:
+            raise ValueError(
+                f"{count} faults in one scenario, at most {MAX_FAULTS} "
+                "(its report must fit one Temporal payload); split it into several scenarios"
+            )
+        return steps
 
     @property
     def fault_count(self) -> int:

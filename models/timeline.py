@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import Field
 
@@ -17,6 +18,21 @@ from models.base import Frozen
 from models.kafka import KafkaOrderReport, LagSample
 from models.ledger import FaultRecord, ReplicaSet
 from models.observations import Baseline, GoalRunsCheck, HoldProbe, LatencyStats, RecoveryCheck
+
+T = TypeVar("T")
+
+
+#: Hold points kept per fault (thinned evenly, first and last kept): enough for a plot, and a
+#: 1-hour fault's timeline stays a few tens of KB in the report.
+MAX_HOLD_POINTS = 120
+
+
+def thin(items: list[T], cap: int) -> list[T]:
+    """At most `cap` items, evenly spread, keeping the first and the last."""
+    if len(items) <= cap or cap < 2:
+        return items[:cap] if cap < 2 else items
+    step = (len(items) - 1) / (cap - 1)
+    return [items[round(i * step)] for i in range(cap)]
 
 
 class PointSource(StrEnum):
@@ -90,7 +106,7 @@ def _probe_point(probe: HoldProbe, replicas: ReplicaSet) -> TimelinePoint:
         if probe.live_pollers
         else {},
         replicas_ready=probe.replicas_ready,
-        failed_goal_runs=len(probe.failed_goal_runs),
+        failed_goal_runs=probe.failed_count,
     )
 
 
@@ -117,7 +133,7 @@ def fault_timeline(
                 replicas_ready=baseline.replicas.ready,
             )
         )
-    points += [_probe_point(p, replicas) for p in probes]
+    points += [_probe_point(p, replicas) for p in thin(probes, MAX_HOLD_POINTS)]
     back_at = None
     if recovery is not None and record.recovered_at is not None:
         after = recovery.time_to_recovery_s or recovery.replicas_ready_after_s or 0.0

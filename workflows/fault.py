@@ -20,26 +20,24 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from models.faults import FaultSpec
-    from models.judge import judge_fault
-    from models.kafka import KafkaCheckInput, KafkaOrderReport, KafkaPositions
+    from models.kafka import KafkaCheckInput, LagSample
     from models.ledger import FaultRecord, FaultRequest, FaultStatus, Injection, Recovery
     from models.observations import (
         Baseline,
-        GoalRunsCheck,
+        BaselineMarks,
         GoalRunsInput,
         HoldProbe,
         HoldProbeInput,
-        ProbeContext,
-        ReconcileCheck,
-        ReconcileInput,
         RecoveryCheck,
         RecoveryInput,
     )
     from models.report import FaultObservations, FaultReport, Verdict
     from models.run import FaultProgress, FaultRunInput
-    from models.scenario import Verification
-    from models.timeline import fault_timeline
+    from models.scenario import MAX_HOLD_PROBES
+    from models.timeline import MAX_HOLD_POINTS, thin
+    from workflows import fault_calls as calls
     from workflows import names, policies, visibility
+    from workflows.failures import failure_text, root_cause
 
 LEDGER_SIGNAL = names.LEDGER_SIGNAL
 T = TypeVar("T")
@@ -47,20 +45,11 @@ T = TypeVar("T")
 RECONCILE_PATCH = "verify-then-reconcile"
 #: At least one hold probe per fault, even when confirming it took the whole hold.
 PROBE_ONCE_PATCH = "probe-at-least-once"
+#: Hold probes are spread so a fault gets at most `MAX_HOLD_PROBES` (a bounded history), and
+#: inject/recover heartbeat (a lost worker is noticed in seconds, not at the 2-minute timeout).
+BOUNDED_HOLD_PATCH = "bounded-hold"
 #: Time the backend grants beyond the hold for our own recovery before it ends the fault.
 EXPIRY_SLACK = timedelta(seconds=15)
-
-
-async def _none() -> None:
-    return None
-
-
-def _failure_text(error: BaseException) -> str:
-    """The innermost message of an activity or application failure."""
-    cause: BaseException | None = error
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    return str(cause)
 
 
 @workflow.defn(name=names.FAULT_WORKFLOW, failure_exception_types=[ValidationError])
@@ -73,8 +62,11 @@ class FaultWorkflow:
         self._abort_reason: str | None = None
         self._probes: list[HoldProbe] = []
         self._cancelled = False
-        self._lag_samples: list[KafkaPositions] = []
+        self._lag_samples: list[LagSample] = []
         self._hold_until: datetime | None = None
+        #: What the inject-and-hold task is doing, so a failure names its phase.
+        self._doing = "injection"
+        self._confirmed = False
 
     def _stopping(self) -> bool:
         """True once the hold must end early: an abort, or this run being cancelled."""
@@ -122,7 +114,7 @@ class FaultWorkflow:
         obs: dict[str, object] = {"kafka_expected": ctx.verification.kafka is not None}
 
         await self._set_phase("steady-state")
-        baseline = await self._probe(names.CHECK_STEADY_STATE, ctx, Baseline, ctx.verification)
+        baseline = await calls.probe(names.CHECK_STEADY_STATE, ctx, Baseline, ctx.verification)
         if not baseline.steady:
             await self._set_phase("done")
             return FaultReport(
@@ -135,13 +127,15 @@ class FaultWorkflow:
                 + "; ".join(baseline.problems),
                 record=self._record,
             )
-        kafka_start = await self._kafka_positions(ctx)
+        kafka_start = await calls.kafka_positions(ctx)
         # The expiry counts from now, not from when the run was planned: the backend ends the
         # fault by itself then, even if this workflow is gone.
         request = request.model_copy(
             update={"expires_at": workflow.now() + fault.duration + EXPIRY_SLACK}
         )
         run = run.model_copy(update={"request": request})
+        # One expiry per fault: the ledger row says what the backend was told.
+        self._record = self._row().model_copy(update={"expires_at": request.expires_at})
 
         body = asyncio.create_task(self._inject_and_hold(run, baseline))
         try:
@@ -157,21 +151,23 @@ class FaultWorkflow:
         if body.cancelled():
             obs["in_effect"] = False  # stopped before the fault could be confirmed
         elif (failure := body.exception()) is not None:
-            obs["error"] = f"injection failed: {_failure_text(failure)}"
-            obs["in_effect"] = False
+            obs["error"] = f"{self._doing} failed: {root_cause(failure)}"
+            # A probe failing during the hold does not undo a confirmed fault.
+            obs["in_effect"] = self._doing == "a hold probe" and self._confirmed
         else:
             obs["in_effect"] = body.result()
 
-        injected_at = self._record.injected_at or workflow.now()
+        record = self._row()
+        injected_at = record.injected_at or workflow.now()
         await self._set_phase("confirm-recovery")
-        recovery = await self._probe(
+        recovery = await calls.probe(
             names.AWAIT_RECOVERY,
             RecoveryInput(
                 context=ctx,
-                baseline=baseline,
+                baseline=BaselineMarks.of(baseline, goal_runs=False),
                 recovered_at=recovered_at,
                 injected_at=injected_at,
-                targets=[t.name for t in self._record.targets],
+                targets=[t.name for t in record.targets],
             ),
             RecoveryCheck,
             ctx.verification,
@@ -184,7 +180,7 @@ class FaultWorkflow:
         canaries = [cid for p in self._probes for cid in p.canary_ids] + baseline.canary_ids
         goal_runs_input = GoalRunsInput(
             context=ctx,
-            baseline=baseline,
+            baseline=BaselineMarks.of(baseline, goal_runs=True),
             canary_ids=canaries,
             injected_at=injected_at,
             deadline=deadline,
@@ -197,35 +193,15 @@ class FaultWorkflow:
                 start=kafka_start,
                 deadline=deadline,
                 recovered_at=recovered_at,
-                lag_samples=self._lag_samples,
+                lag_samples=thin(self._lag_samples, MAX_HOLD_POINTS),
             )
-        reconcile = None
-        if workflow.patched(RECONCILE_PATCH):
-            # Temporal first: once its runs have ended or gone idle, their events are written,
-            # so Kafka's window is read to its end at once and what is missing is reconciled.
-            goal_runs = await self._probe(
-                names.CHECK_GOAL_RUNS, goal_runs_input, GoalRunsCheck, ctx.verification
-            )
-            kafka = None
-            if kafka_input is not None:
-                kafka = await self._probe(
-                    names.CHECK_KAFKA_EVENTS, kafka_input, KafkaOrderReport, ctx.verification
-                )
-                reconcile = await self._reconcile(ctx, kafka, kafka_input.start)
-        else:
-            goal_runs_check = self._probe(
-                names.CHECK_GOAL_RUNS, goal_runs_input, GoalRunsCheck, ctx.verification
-            )
-            kafka_check = None
-            if kafka_input is not None:
-                kafka_check = self._probe(
-                    names.CHECK_KAFKA_EVENTS, kafka_input, KafkaOrderReport, ctx.verification
-                )
-            goal_runs, kafka = await asyncio.gather(goal_runs_check, kafka_check or _none())
+        goal_runs, kafka, reconcile = await calls.verify(
+            ctx, goal_runs_input, kafka_input, reconcile_first=workflow.patched(RECONCILE_PATCH)
+        )
         await self._set_phase("done")
-        return self._with_timeline(
+        return calls.with_timeline(
             FaultObservations(
-                record=self._record,
+                record=self._row(),
                 expected=fault.expected,
                 baseline=baseline,
                 probes=self._probes,
@@ -240,34 +216,17 @@ class FaultWorkflow:
             )
         )
 
-    async def _reconcile(
-        self, ctx: ProbeContext, kafka: KafkaOrderReport, start: KafkaPositions
-    ) -> ReconcileCheck | None:
-        """Look up in Temporal the goal runs whose events Kafka lacks; None if none lack any."""
-        if not kafka.no_terminal and not kafka.no_start:
-            return None
-        return await self._probe(
-            names.RECONCILE_EVENTS,
-            ReconcileInput(
-                context=ctx,
-                no_terminal=kafka.no_terminal,
-                no_start=kafka.no_start,
-                window_start=start.at,
-                window_end_at=kafka.window_end_at,
-            ),
-            ReconcileCheck,
-            ctx.verification,
-        )
-
     async def _inject_and_hold(self, run: FaultRunInput, baseline: Baseline) -> bool:
         """Inject, confirm, hold until the duration ends; True when the fault took effect."""
         request, fault = run.request, run.request.fault
         await self._set_phase("inject")
+        self._doing = "injection"
         injection = await workflow.execute_activity(
             names.INJECT_FAULT,
             request,
             result_type=Injection,
             start_to_close_timeout=policies.INJECT_TIMEOUT,
+            heartbeat_timeout=self._backend_heartbeat(),
             retry_policy=policies.INJECT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"inject {fault.action} into {fault.target.describe()}",
@@ -280,13 +239,18 @@ class FaultWorkflow:
             evidence=injection.evidence,
         )
         hold_until = self._hold_until = injected_at + fault.duration
-        in_effect = await self._confirm(request, fault, hold_until)
+        self._doing = "confirming the fault"
+        in_effect = self._confirmed = await self._confirm(request, fault, hold_until)
         if self._stopping():
             return in_effect
 
         await self._set_phase("hold")
+        self._doing = "a hold probe"
         no_pollers_since: datetime | None = None
         interval = run.context.verification.probe_interval
+        if workflow.patched(BOUNDED_HOLD_PATCH):
+            # A long fault's probes are spread out: its history stays bounded.
+            interval = max(interval, fault.duration / MAX_HOLD_PROBES)
         # A short fault whose confirmation took its whole hold still gets one probe while it
         # holds (before recovery): a fault nobody looked at during it tested nothing.
         once = workflow.patched(PROBE_ONCE_PATCH)
@@ -304,7 +268,7 @@ class FaultWorkflow:
                     )
             if self._stopping() or (self._probes and workflow.now() >= hold_until):
                 break
-            probe = await self._probe(
+            probe = await calls.probe(
                 names.PROBE_HOLD,
                 HoldProbeInput(
                     context=run.context,
@@ -315,8 +279,9 @@ class FaultWorkflow:
                 run.context.verification,
             )
             self._probes.append(probe)
-            if (positions := await self._kafka_positions(run.context)) is not None:
-                self._lag_samples.append(positions)  # the lag's course during the fault
+            if (positions := await calls.kafka_positions(run.context)) is not None:
+                # The lag's course during the fault: the check reads only the total.
+                self._lag_samples.append(LagSample(at=positions.at, total_lag=positions.total_lag))
             no_pollers_since = probe.no_pollers_since
             if probe.breach:
                 self._abort_reason = probe.breach
@@ -338,11 +303,10 @@ class FaultWorkflow:
             )
         except ActivityError as err:
             await self._update_record(
-                evidence=[f"never confirmed: {_failure_text(err)}"], tell_parent=True
+                evidence=[f"never confirmed: {failure_text(err)}"], tell_parent=True
             )
             return False
-        record = self._record
-        assert record is not None
+        record = self._row()
         await self._update_record(
             evidence=record.evidence + effect.evidence,
             targets=effect.targets or record.targets,
@@ -359,18 +323,18 @@ class FaultWorkflow:
                 request,
                 result_type=Recovery,
                 start_to_close_timeout=policies.RECOVER_TIMEOUT,
+                heartbeat_timeout=self._backend_heartbeat(),
                 retry_policy=policies.RECOVER_RETRY,
                 summary=f"recover {request.fault.action}",
             )
         except ActivityError as err:
             await self._update_record(status=FaultStatus.RECOVERY_FAILED, tell_parent=True)
             raise ApplicationError(
-                f"recovery of {request.fault_id} failed: {_failure_text(err)}",
+                f"recovery of {request.fault_id} failed: {failure_text(err)}",
                 type="RecoveryFailed",
                 non_retryable=True,
             ) from err
-        record = self._record
-        assert record is not None
+        record = self._row()
         status = FaultStatus.RECOVERED if record.injected_at else FaultStatus.NOT_INJECTED
         now = workflow.now()
         await self._update_record(
@@ -378,48 +342,21 @@ class FaultWorkflow:
         )
         return now
 
-    async def _kafka_positions(self, ctx: ProbeContext) -> KafkaPositions | None:
-        if ctx.verification.kafka is None:
-            return None
-        return await workflow.execute_activity(
-            names.READ_KAFKA_POSITIONS,
-            ctx.verification.kafka,
-            result_type=KafkaPositions,
-            start_to_close_timeout=policies.QUICK,
-            retry_policy=policies.PROBE_RETRY,
-            summary="read Kafka offsets and lag",
-        )
+    def _row(self) -> FaultRecord:
+        """This fault's ledger row (set first thing in `run`, so always there by now)."""
+        if self._record is None:  # not an assert: a failing workflow task retries for ever
+            raise ApplicationError(
+                "the fault's ledger row is missing", type="InternalError", non_retryable=True
+            )
+        return self._record
 
-    async def _probe(
-        self, name: str, arg: object, result_type: type[T], verification: Verification
-    ) -> T:
-        """Run a verification activity: heartbeating, bounded by the settle window."""
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=verification.settle + timedelta(minutes=1),
-            heartbeat_timeout=policies.PROBE_HEARTBEAT,
-            retry_policy=policies.PROBE_RETRY,
-            summary=name.replace("_", " "),
-        )
+    def _backend_heartbeat(self) -> timedelta | None:
+        """Inject/recover heartbeat timeout; none for runs begun before it was set."""
+        return policies.BACKEND_HEARTBEAT if workflow.patched(BOUNDED_HOLD_PATCH) else None
 
     async def _set_phase(self, phase: str) -> None:
         self._phase = phase
         workflow.upsert_search_attributes([visibility.PHASE.value_set(phase)])
-
-    def _with_timeline(self, observations: FaultObservations) -> FaultReport:
-        """The verdict, with the fault's course over time for the report's plots."""
-        report = judge_fault(observations)
-        timeline = fault_timeline(
-            observations.record,
-            observations.baseline,
-            observations.probes,
-            observations.recovery,
-            observations.goal_runs,
-            observations.kafka,
-        )
-        return report.model_copy(update={"timeline": timeline})
 
     async def _update_record(self, *, tell_parent: bool = False, **changes: object) -> None:
         """Change this fault's ledger row; tell the parent run only when `tell_parent`.
@@ -429,8 +366,7 @@ class FaultWorkflow:
         (this run then has no result). The final row comes with the result, and the
         `record`/`progress` queries answer in between.
         """
-        assert self._record is not None
-        self._record = self._record.model_copy(update=changes)
+        self._record = self._row().model_copy(update=changes)
         parent = workflow.info().parent
         if parent is None:
             return

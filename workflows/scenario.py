@@ -31,7 +31,12 @@ with workflow.unsafe.imports_passed_through():
     from models.scenario import Scenario, ScenarioInput, Step
     from models.summary import progress_summary, run_summary
     from workflows import names, policies, visibility
+    from workflows.failures import root_cause
     from workflows.fault import LEDGER_SIGNAL, FaultWorkflow
+
+
+#: Findings the `status` query shows (the latest; the report keeps every fault's own).
+MAX_STATUS_FINDINGS = 50
 
 
 def fault_id_for(execution_run_id: str, step: int, fault: FaultSpec) -> str:
@@ -81,6 +86,12 @@ class ChaosScenarioWorkflow:
     def fault_recorded(self, record: FaultRecord) -> None:
         """A child's ledger row changed (its hold began, or its recovery failed)."""
         self._ledger[record.fault_id] = record
+        request = self._requests.get(record.fault_id)
+        if request is not None and record.expires_at is not None:
+            # The child stamps the expiry at injection; pause/resume tell the backend the same.
+            self._requests[record.fault_id] = request.model_copy(
+                update={"expires_at": record.expires_at}
+            )
         self._show_progress()
 
     @workflow.query(name=names.STATUS_QUERY)
@@ -99,7 +110,9 @@ class ChaosScenarioWorkflow:
             paused=self._paused,
             abort_reason=self._abort_reason,
             ledger=list(self._ledger.values()),
-            findings=list(self._findings),
+            # The latest only: a query's answer is a payload too (2 MB at most).
+            findings=self._findings[-MAX_STATUS_FINDINGS:],
+            findings_total=len(self._findings),
         )
 
     # -- the run ------------------------------------------------------------------------
@@ -249,7 +262,7 @@ class ChaosScenarioWorkflow:
                 label=request.fault.label,
                 action=request.fault.action,
                 target=request.fault.target.describe(),
-                expires_at=request.expires_at,
+                # None until the child injects: it stamps the one expiry the backend is told.
             )
             self._requests[request.fault_id] = request
             self._running[request.fault_id] = await workflow.start_child_workflow(
@@ -286,7 +299,8 @@ class ChaosScenarioWorkflow:
         try:
             report = await handle
         except ChildWorkflowError as err:
-            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+            # The root cause, not the wrapper's "Child Workflow execution failed".
+            cause = f"the fault's run failed: {root_cause(err)}"
             record = self._ledger.get(request.fault_id)
             report = FaultReport(
                 fault_id=request.fault_id,

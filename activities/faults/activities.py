@@ -13,6 +13,7 @@ import structlog
 from temporalio import activity
 
 from activities.faults.backend import FaultBackend, FaultRejected, NotYet, Pausable
+from activities.heartbeats import while_heartbeating
 from models.ledger import FaultRequest, Injection, Recovery, TargetPreview
 from workflows import names
 
@@ -70,7 +71,7 @@ class FaultActivities:
     async def inject_fault(self, request: FaultRequest) -> Injection:
         """Inject the fault (idempotent on fault_id)."""
         check_namespace(request)
-        injection = await self.backend.inject(request)
+        injection = await while_heartbeating(self.backend.inject(request), "injecting")
         _bound(request).info("fault_injected", targets=[t.name for t in injection.targets])
         return injection
 
@@ -96,7 +97,7 @@ class FaultActivities:
     @activity.defn(name=names.RECOVER_FAULT)
     async def recover_fault(self, request: FaultRequest) -> Recovery:
         """Recover the fault (idempotent: a fault already gone is recovered)."""
-        recovery = await self.backend.recover(request)
+        recovery = await while_heartbeating(self.backend.recover(request), "recovering")
         _bound(request).info("fault_recovered", recovered=recovery.recovered)
         if not recovery.recovered:  # e.g. the proxy still applies the rule: poll by retrying
             raise NotYet("not recovered yet: " + "; ".join(recovery.evidence))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from activities.faults.backend import FaultBackend
+from activities.heartbeats import beating
 from activities.verify.canaries import CanaryOutcome, canary_outcome
 from activities.verify.census import (
     STATUS_WORDS,
@@ -114,8 +115,10 @@ class GoalRunCheck:
         async def canary_fate(cid: str) -> CanaryOutcome | GoalRunLoss | Progress:
             return await _canary_fate(client, cid, snapshot.get(cid), began, inp)
 
-        results = await bounded(self.concurrency, fate, marks)
-        outcomes = await bounded(self.concurrency, canary_fate, canaries)
+        results = await bounded(self.concurrency, beating(fate, "goal runs", len(marks)), marks)
+        outcomes = await bounded(
+            self.concurrency, beating(canary_fate, "canaries", len(canaries)), canaries
+        )
         check = _tally(marks, canaries, results, outcomes)
         counts, read = await self._activity_counts(client, marks, canaries, check.losses, inp)
         replicas = await self.backend.read_replicas(all_replicas(inp.context.target))
@@ -184,7 +187,7 @@ class GoalRunCheck:
                 workflow_id=run[0], run_id=desc.run_id, history_length=desc.history_length
             )
 
-        found = await bounded(self.concurrency, mark, wanted)
+        found = await bounded(self.concurrency, beating(mark, "marks", len(wanted)), wanted)
         return {m.workflow_id: m for m in found if isinstance(m, GoalRunMark)}
 
     async def _activity_counts(
@@ -205,7 +208,7 @@ class GoalRunCheck:
                 client, workflow_id, run_ids.get(workflow_id), inp.injected_at
             )
 
-        found = await bounded(self.concurrency, count, chosen)
+        found = await bounded(self.concurrency, beating(count, "histories", len(chosen)), chosen)
         total = ActivityCounts()
         read = 0
         for counts in found:

@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from activities.heartbeats import beating
 from activities.verify.census import bounded
 from models.observations import LostEvent, ReconcileCheck, ReconcileInput
 
@@ -130,8 +131,11 @@ class Reconciler:
                 goal_run_id=goal_run_id, event="GOAL_STARTED", cause=f"started {started}; {cause}"
             )
 
-        ends = await bounded(self.concurrency, no_terminal, inp.no_terminal)
-        starts = await bounded(self.concurrency, no_start, inp.no_start)
+        ends_of = beating(no_terminal, "no terminal", len(inp.no_terminal))
+        ends = await bounded(self.concurrency, ends_of, inp.no_terminal)
+        starts = await bounded(
+            self.concurrency, beating(no_start, "no start", len(inp.no_start)), inp.no_start
+        )
         lost = [x for x in [*ends, *starts] if isinstance(x, LostEvent)]
         errors = [x for x in [*ends, *starts] if isinstance(x, BaseException)]
         still_open = sum(1 for x in ends if x is True)

@@ -13,6 +13,12 @@ class Located(dict[str, Any]):
     line: int = 0
     lines: dict[str, int]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Also for an empty stand-in mapping built by the importer (found by fuzzing: its
+        # `line_of` raised AttributeError).
+        self.lines = {}
+
     def line_of(self, key: str) -> int:
         """The line of ``key``, or of the mapping when the key is absent."""
         return self.lines.get(key, self.line)

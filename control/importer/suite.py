@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from control.importer.chaos import CHAOS_KINDS, Context, fault_of
 from control.importer.lines import Located
+from control.importer.shapes import document_shape, problems
 from models.errors import describe_validation_error
 from models.imports import ImportIssue, IssueKind
 from models.scenario import Step
@@ -75,7 +76,7 @@ def _ctx(file: str, doc: Located, default_duration: timedelta) -> Context:
 
 def _step_of_object(kind: str, doc: Located, ctx: Context) -> dict[str, Any] | None:
     name = str((doc.get("metadata") or {}).get("name", kind.lower()))
-    spec, before = _located(doc.get("spec")), _refused(ctx)
+    spec, before = _located(doc.get("spec"), doc.line), _refused(ctx)
     fault = fault_of(kind, spec, ctx, dns_name(name, 40))
     return checked_step({"name": name, "fault": fault}, ctx, spec.line, before)
 
@@ -168,7 +169,7 @@ class _Templates:
         deadline = str(template["deadline"]) if template.get("deadline") else None
         return fault_of(
             kind,
-            spec if isinstance(spec, Located) else Located(),
+            _located(spec, template.line_of(_EMBEDDED[kind])),
             self.ctx,
             dns_name(name, 40),
             deadline,
@@ -192,34 +193,53 @@ def drafts_of(
     objects = Draft(dns_name(stem, 63) or "imported", 1, {"steps": []})
     drafts, issues = [], []
     for doc in docs:
-        kind, ctx = str(doc.get("kind")), _ctx(file, doc, default_duration)
-        name = dns_name(str((doc.get("metadata") or {}).get("name", "")), 63) or "imported"
-        spec = _located(doc.get("spec"))
-        if kind in CHAOS_KINDS:
-            if step := _step_of_object(kind, doc, ctx):
-                objects.data["steps"].append(step)
-        elif kind == "Workflow":
-            drafts.append(Draft(name, doc.line, {"steps": _Templates(spec, ctx).steps()}))
-        elif kind == "Schedule":
-            drafts.append(Draft(name, doc.line, _schedule(spec, name, ctx)))
-        else:
-            what = {"StatusCheck": "a StatusCheck (this tool's verdicts check the system)"}
-            ctx.cannot(
-                doc.line_of("kind"), "kind", f"{what.get(kind, kind)} cannot be carried over"
-            )
+        kind = str(doc.get("kind"))
+        if wrong := problems(doc, document_shape(kind), "", doc.line):
+            issues += [
+                ImportIssue(
+                    file=file, line=line, where=f"{kind}: {path}", kind=IssueKind.REFUSED, message=m
+                )
+                for line, path, m in wrong
+            ]
+            continue
+        ctx = _ctx(file, doc, default_duration)
+        try:
+            drafts += _drafts_of_document(kind, doc, ctx, objects)
+        except (TypeError, ValueError, AttributeError, KeyError) as err:
+            # A shape the checks above do not know yet: refused, never a crash.
+            ctx.cannot(doc.line, "spec", f"cannot be read: {type(err).__name__}: {err}")
         issues += ctx.issues
     if objects.data["steps"]:
         drafts.insert(0, objects)
     return drafts, issues
 
 
+def _drafts_of_document(kind: str, doc: Located, ctx: Context, objects: Draft) -> list[Draft]:
+    """The scenario of a Workflow or Schedule, or the step a chaos object adds to `objects`."""
+    drafts = []
+    name = dns_name(str((doc.get("metadata") or {}).get("name", "")), 63) or "imported"
+    spec = _located(doc.get("spec"), doc.line)
+    if kind in CHAOS_KINDS:
+        if step := _step_of_object(kind, doc, ctx):
+            objects.data["steps"].append(step)
+    elif kind == "Workflow":
+        drafts.append(Draft(name, doc.line, {"steps": _Templates(spec, ctx).steps()}))
+    elif kind == "Schedule":
+        drafts.append(Draft(name, doc.line, _schedule(spec, name, ctx)))
+    else:
+        what = {"StatusCheck": "a StatusCheck (this tool's verdicts check the system)"}
+        ctx.cannot(doc.line_of("kind"), "kind", f"{what.get(kind, kind)} cannot be carried over")
+    return drafts
+
+
 def _schedule(spec: Located, name: str, ctx: Context) -> dict[str, Any]:
     data: dict[str, Any] = {"schedule": _schedule_settings(spec), "steps": []}
     sched_type = str(spec.get("type"))
     if sched_type == "Workflow":
-        data["steps"] = _Templates(_located(spec.get("workflow")), ctx).steps()
+        data["steps"] = _Templates(_located(spec.get("workflow"), spec.line), ctx).steps()
     elif sched_type in CHAOS_KINDS:
-        inner, before = _located(spec.get(_EMBEDDED[sched_type])), _refused(ctx)
+        embedded = _EMBEDDED[sched_type]
+        inner, before = _located(spec.get(embedded), spec.line_of(embedded)), _refused(ctx)
         step = {"name": name, "fault": fault_of(sched_type, inner, ctx, dns_name(name, 40))}
         data["steps"] = [s] if (s := checked_step(step, ctx, inner.line, before)) else []
     else:
@@ -227,5 +247,10 @@ def _schedule(spec: Located, name: str, ctx: Context) -> dict[str, Any]:
     return data
 
 
-def _located(value: Any) -> Located:
-    return value if isinstance(value, Located) else Located()
+def _located(value: Any, line: int = 0) -> Located:
+    """`value` if a mapping, else an empty one at `line` (where the missing one belongs)."""
+    if isinstance(value, Located):
+        return value
+    empty = Located()
+    empty.line = line
+    return empty

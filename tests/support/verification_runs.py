@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -69,9 +69,15 @@ def scenario(
 
 @asynccontextmanager
 async def chaos_worker(
-    client: Client, clients: TemporalClients, backend: StandInBackend
+    client: Client,
+    clients: TemporalClients,
+    backend: StandInBackend,
+    extra_activities: Sequence[Callable[..., Any]] = (),
 ) -> AsyncIterator[Callable[[ScenarioInput], Awaitable[tuple[ScenarioReport, str]]]]:
-    """A real chaos worker (sandboxed workflows); yields `run(scenario) -> (report, id)`."""
+    """A real chaos worker (sandboxed workflows); yields `run(scenario) -> (report, id)`.
+
+    `extra_activities`: e.g. the real Kafka probes, for a run with Kafka checks on.
+    """
     task_queue = f"chaos-{uuid4().hex[:8]}"
     probe = TemporalProbeActivities(clients, backend)
     runner = SandboxedWorkflowRunner(
@@ -83,7 +89,12 @@ async def chaos_worker(
         client,
         task_queue=task_queue,
         workflows=[ChaosScenarioWorkflow, FaultWorkflow],
-        activities=[*probe.all(), *FaultActivities(backend).all(), resolve_scenario],  # type: ignore[list-item]
+        activities=[
+            *probe.all(),
+            *FaultActivities(backend).all(),
+            resolve_scenario,
+            *extra_activities,
+        ],  # type: ignore[list-item]
         workflow_runner=runner,
     )
 
