@@ -268,6 +268,7 @@ class FaultWorkflow:
             request,
             result_type=Injection,
             start_to_close_timeout=policies.INJECT_TIMEOUT,
+            heartbeat_timeout=policies.FAULT_HEARTBEAT,
             retry_policy=policies.INJECT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"inject {fault.action} into {fault.target.describe()}",
@@ -332,6 +333,7 @@ class FaultWorkflow:
                 request,
                 result_type=Injection,
                 start_to_close_timeout=policies.CONFIRM_TIMEOUT,
+                heartbeat_timeout=policies.FAULT_HEARTBEAT,
                 schedule_to_close_timeout=window,
                 retry_policy=policies.CONFIRM_RETRY,
                 summary=f"confirm {fault.action} took effect",
@@ -359,6 +361,7 @@ class FaultWorkflow:
                 request,
                 result_type=Recovery,
                 start_to_close_timeout=policies.RECOVER_TIMEOUT,
+                heartbeat_timeout=policies.FAULT_HEARTBEAT,
                 retry_policy=policies.RECOVER_RETRY,
                 summary=f"recover {request.fault.action}",
             )

@@ -12,6 +12,9 @@ QUICK_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds
 INJECT_TIMEOUT = timedelta(minutes=2)
 INJECT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
 
+#: Inject, confirm and recover heartbeat: a worker killed mid-call is noticed this soon.
+FAULT_HEARTBEAT = timedelta(seconds=10)
+
 #: Confirming a fault took hold: poll with a flat backoff until the fault's own end.
 CONFIRM_TIMEOUT = timedelta(seconds=30)
 CONFIRM_RETRY = RetryPolicy(
