@@ -326,7 +326,9 @@ class FaultWorkflow:
     async def _confirm(self, request: FaultRequest, fault: FaultSpec, until: datetime) -> bool:
         """Poll the backend until the fault is seen in effect, at most until the hold ends."""
         await self._set_phase("confirm")
-        window = max(until - workflow.now(), timedelta(seconds=5))
+        # One heartbeat timeout beyond the hold: a worker that dies mid-confirm is noticed that
+        # late, and its death must not turn a fault in effect into one never confirmed.
+        window = max(until - workflow.now(), timedelta(seconds=5)) + policies.FAULT_HEARTBEAT
         try:
             effect = await workflow.execute_activity(
                 names.CONFIRM_FAULT,

@@ -10,7 +10,6 @@ hold files, live stress-ng helpers, unrecovered ledger entries, open canaries.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -23,12 +22,14 @@ from types import TracebackType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.faults.local.ledger import FaultEntry
 from devstack.kafka import KafkaBroker
 from devstack.ports import free_port
 from devstack.sut import LocalSut, SutPorts
 from devstack.temporal import BYTEBOT_NAMESPACE, TemporalDevServer
 from faultproxy import procs
-from faultproxy.control import rules_dir
+from faultproxy.control import read_rules, rules_dir
+from standin.deployment.state import StateDir
 from workflows import visibility
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -37,11 +38,22 @@ CANARY_PREFIX = "bytebot-chaos-canary"
 
 
 class ChaosWorkerProcess:
-    """`python worker.py` (local backend) in its own process group; `kill` is a SIGKILL."""
+    """A chaos worker (`python worker.py` by default) in its own process group.
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    `start` returns once its log shows ``ready_mark``; `kill` is a SIGKILL.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        argv: list[str] | None = None,
+        ready_mark: str = "worker_started",
+    ) -> None:
         self.env = env
         self.log = log
+        self.argv = argv or [sys.executable, str(REPO / "worker.py")]
+        self.ready_mark = ready_mark
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -53,7 +65,7 @@ class ChaosWorkerProcess:
         with open(self.log, "ab") as out:
             out.write(f"--- start {mark}\n".encode())
             self.proc = subprocess.Popen(
-                [sys.executable, str(REPO / "worker.py")],
+                self.argv,
                 env=self.env,
                 cwd=REPO,
                 stdout=out,
@@ -63,7 +75,7 @@ class ChaosWorkerProcess:
         deadline = time.monotonic() + timeout_s
         while True:
             text = self.log.read_text(errors="replace")
-            if "worker_started" in text.rsplit(f"--- start {mark}", 1)[-1]:
+            if self.ready_mark in text.rsplit(f"--- start {mark}", 1)[-1]:
                 return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the chaos worker did not start: {text[-3000:]}")
@@ -144,14 +156,29 @@ class LocalChaosStack:
         assert self.sut is not None
         found = [f"proxy rule {p.name}" for p in rules_dir(self.sut.control_dir).glob("*.json")]
         found += [f"hold file {p.name}" for p in (self.sut.state_dir / "hold").glob("*")]
-        for entry in (self.sut.root / "faults" / "faults").glob("*.json"):
-            data = json.loads(entry.read_text())
-            if data.get("phase") != "recovered":
-                found.append(f"ledger entry {entry.stem} {data.get('phase')}")
-            for pid in data.get("helper_pids") or []:
+        for entry in self.ledger_entries():
+            if entry.phase != "recovered":
+                found.append(f"ledger entry {entry.fault_id} {entry.phase}")
+            for pid in entry.helper_pids:
                 if procs.group_members(pid):
-                    found.append(f"stress-ng {pid} of {entry.stem}")
+                    found.append(f"stress-ng {pid} of {entry.fault_id}")
         return found
+
+    def ledger_entries(self) -> list[FaultEntry]:
+        """The local backend's entries (one per fault it saw)."""
+        assert self.sut is not None
+        files = (self.sut.root / "faults" / "faults").glob("*.json")
+        return [FaultEntry.model_validate_json(p.read_text()) for p in files]
+
+    def effects(self) -> list[str]:
+        """Faults still in force, whatever files remain: live rules, holds, stressors."""
+        assert self.sut is not None
+        rules = read_rules(self.sut.control_dir)[0]
+        found = [f"live proxy rule {r.fault_id}" for r in rules if r.live()]
+        state = StateDir(self.sut.state_dir)
+        holds = (self.sut.state_dir / "hold").glob("*")
+        found += [f"hold on {p.name}" for p in holds if state.held_until(p.name) is not None]
+        return found + [f for f in self.leftovers() if f.startswith("stress-ng")]
 
     async def open_canaries(self) -> list[str]:
         """Canary goal runs still running in the stand-in's namespace."""
