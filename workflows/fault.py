@@ -290,13 +290,16 @@ class FaultWorkflow:
     async def _confirm(self, request: FaultRequest, fault: FaultSpec, until: datetime) -> bool:
         """Poll the backend until the fault is seen in effect, at most until the hold ends."""
         await self._set_phase("confirm")
-        window = max(until - workflow.now(), timedelta(seconds=5))
+        # One heartbeat timeout beyond the hold: a worker that dies mid-confirm is noticed that
+        # late, and its death must not turn a fault in effect into one never confirmed.
+        window = max(until - workflow.now(), timedelta(seconds=5)) + policies.BACKEND_HEARTBEAT
         try:
             effect = await workflow.execute_activity(
                 names.CONFIRM_FAULT,
                 request,
                 result_type=Injection,
                 start_to_close_timeout=policies.CONFIRM_TIMEOUT,
+                heartbeat_timeout=policies.BACKEND_HEARTBEAT,
                 schedule_to_close_timeout=window,
                 retry_policy=policies.CONFIRM_RETRY,
                 summary=f"confirm {fault.action} took effect",

@@ -12,9 +12,9 @@ QUICK_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds
 INJECT_TIMEOUT = timedelta(minutes=2)
 INJECT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
 
-#: Inject and recover heartbeat while the backend works: a worker that died mid-call is
-#: noticed within this, and the call retried elsewhere, instead of at its 2-minute timeout.
-BACKEND_HEARTBEAT = timedelta(seconds=30)
+#: Inject, confirm and recover heartbeat while the backend works: a worker killed mid-call is
+#: noticed this soon and the call retried elsewhere, not at its 2-minute start-to-close.
+BACKEND_HEARTBEAT = timedelta(seconds=10)
 
 #: Confirming a fault took hold: poll with a flat backoff until the fault's own end.
 CONFIRM_TIMEOUT = timedelta(seconds=30)

@@ -18,7 +18,6 @@ from models.ledger import FaultRequest, Injection, Recovery, TargetPreview
 from workflows import names
 
 log = structlog.get_logger(__name__)
-
 #: Pauses between the quick looks of one confirm_fault attempt (about 1 s in all; see
 #: bench/bench_overhead.py: inject -> in effect).
 CONFIRM_POLL = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)
@@ -84,6 +83,9 @@ class FaultActivities:
         workflow retries every second: so the activity first looks again itself, quickly
         (`CONFIRM_POLL`), before a NotYet goes back to the workflow's retry policy.
         """
+        return await while_heartbeating(self._confirm_soon(request), "confirming")
+
+    async def _confirm_soon(self, request: FaultRequest) -> Injection:
         waits = iter(self.confirm_poll)
         while True:
             try:

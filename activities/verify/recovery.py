@@ -26,6 +26,8 @@ from models.observations import RecoveryCheck, RecoveryInput
 
 #: The conditions of a recovery, by the name its heartbeat and evidence use.
 POLLERS, REPLICAS, CANARY = "pollers", "replicas", "canary"
+#: The heartbeat's keys for when it was sent and the seconds lost so far (not conditions).
+BEAT_AT, LOST = "beat_at", "lost_s"
 
 
 def all_replicas(target: PodTarget) -> ReplicaQuery:
@@ -64,14 +66,27 @@ def _streak(first: dict[str, datetime], name: str, holds: bool, now: datetime) -
         first.pop(name, None)
 
 
-def _resumed() -> dict[str, datetime]:
-    """First times each condition held, from the last attempt's heartbeat (retries resume)."""
-    if not activity.in_activity() or not activity.info().heartbeat_details:
-        return {}
-    details = activity.info().heartbeat_details[0]
+def resume_point(now: datetime) -> tuple[dict[str, datetime], timedelta]:
+    """From the last attempt's heartbeat: when each condition first held, and the time lost.
+
+    The time lost is the gap since that heartbeat: the check was not running (its worker died,
+    the server was away), so it did not look, and that gap does not count against the settle
+    window: otherwise a chaos worker's death shortens the time the system gets to recover.
+    """
+    if not activity.in_activity():
+        return {}, timedelta(0)
+    info = activity.info()
+    if not info.heartbeat_details:
+        # An earlier attempt that never heartbeated died before its first look: all of it lost.
+        lost = now - info.scheduled_time if info.attempt > 1 else timedelta(0)
+        return {}, max(timedelta(0), lost)
+    details = info.heartbeat_details[0]
     if not isinstance(details, dict):
-        return {}
-    return {k: datetime.fromisoformat(v) for k, v in details.items() if isinstance(v, str)}
+        return {}, timedelta(0)
+    times = {k: datetime.fromisoformat(v) for k, v in details.items() if isinstance(v, str)}
+    beat_at = times.pop(BEAT_AT, None)
+    before = timedelta(seconds=float(details.get(LOST) or 0))
+    return times, before + (max(timedelta(0), now - beat_at) if beat_at else timedelta(0))
 
 
 class RecoveryWatch:
@@ -99,7 +114,8 @@ class RecoveryWatch:
             give_up = min(give_up, inp.recovered_at + limit)
         recovery_canary = canary_id(spec, ctx.fault_id, "recovery") if spec.count else None
         started = False
-        first = _resumed()
+        first, lost = resume_point(datetime.now(UTC))
+        give_up += lost
         outcome: CanaryOutcome | None = None
         view, replicas = PollerView(), ReplicaSet()
         want_ready = inp.baseline.replicas.ready
@@ -132,7 +148,8 @@ class RecoveryWatch:
             canary_final = outcome is not None and not outcome.running and not outcome.ok
             if needed <= first.keys() or canary_final or now >= give_up:
                 break
-            beat({k: v.isoformat() for k, v in first.items()})
+            stamps = {k: v.isoformat() for k, v in first.items()}
+            beat({**stamps, BEAT_AT: now.isoformat(), LOST: lost.total_seconds()})
             await asyncio.sleep(self.tick.total_seconds())
         waited = datetime.now(UTC) - inp.recovered_at
         seen = _Seen(view, replicas, outcome, recovery_canary, waited)

@@ -109,24 +109,39 @@ def _now() -> datetime:
 
 
 class HealthyProbes:
-    """Stand-in verification and Kafka activities that always see a healthy system."""
+    """Stand-in verification and Kafka activities that always see a healthy system.
+
+    ``delay_s`` makes each check take that long, as a real one does (the kill tests need its
+    phases to last long enough to be caught).
+    """
+
+    def __init__(self, delay_s: float = 0) -> None:
+        self.delay_s = delay_s
+
+    async def _work(self) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
 
     @activity.defn(name=names.CHECK_STEADY_STATE)
     async def check_steady_state(self, context: ProbeContext) -> Baseline:
+        await self._work()
         return Baseline(taken_at=_now(), pollers=1, replicas=ReplicaSet(replicas=[REPLICA]))
 
     @activity.defn(name=names.PROBE_HOLD)
     async def probe_hold(self, probe: HoldProbeInput) -> HoldProbe:
+        await self._work()
         return HoldProbe(at=_now(), canary_starts_ok=1, pollers=1)
 
     @activity.defn(name=names.AWAIT_RECOVERY)
     async def await_recovery(self, check: RecoveryInput) -> RecoveryCheck:
+        await self._work()
         return RecoveryCheck(
             recovered=True, time_to_recovery_s=0.1, pollers=1, evidence=["stand-in: healthy"]
         )
 
     @activity.defn(name=names.CHECK_GOAL_RUNS)
     async def check_goal_runs(self, check: GoalRunsInput) -> GoalRunsCheck:
+        await self._work()
         return GoalRunsCheck(checked=3, completed=3)
 
     @activity.defn(name=names.READ_KAFKA_POSITIONS)
@@ -135,6 +150,7 @@ class HealthyProbes:
 
     @activity.defn(name=names.CHECK_KAFKA_EVENTS)
     async def check_kafka_events(self, check: KafkaCheckInput) -> KafkaOrderReport:
+        await self._work()
         return KafkaOrderReport(
             events_read=10, window_events=10, keys=2, lag=LagReport(baseline_lag=0)
         )
