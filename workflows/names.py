@@ -51,5 +51,7 @@ PROGRESS_QUERY = "progress"
 #: Patch id: a fault run tells its parent its ledger row once (when the hold begins), not at
 #: every change; the final row travels in its result.
 LEDGER_BY_RESULT_PATCH = "ledger-by-result"
+#: A fault on the Temporal frontend or a Kafka broker is verified on the worker pods.
+WATCH_WORKERS_PATCH = "watch-workers-behind-infrastructure"
 
 WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from models.judge import judge_run
     from models.ledger import FaultRecord, FaultRequest, Injection, TargetPreview
     from models.observations import ProbeContext
+    from models.peers import watched_workers
     from models.report import FaultReport, ScenarioReport, StepReport, Verdict, worst
     from models.run import FaultRunInput, ResolvedScenario, RunStatus
     from models.scenario import Scenario, ScenarioInput, Step
@@ -252,6 +253,9 @@ class ChaosScenarioWorkflow:
                 expires_at=request.expires_at,
             )
             self._requests[request.fault_id] = request
+            watched = request.fault.target
+            if watched_workers(watched) != watched and workflow.patched(names.WATCH_WORKERS_PATCH):
+                watched = watched_workers(watched)
             self._running[request.fault_id] = await workflow.start_child_workflow(
                 FaultWorkflow.run,
                 FaultRunInput(
@@ -260,7 +264,7 @@ class ChaosScenarioWorkflow:
                         scenario_id=request.scenario_id,
                         fault_id=request.fault_id,
                         verification=scenario.verification,
-                        target=request.fault.target,
+                        target=watched,
                         abort=scenario.abort_conditions,
                     ),
                 ),
