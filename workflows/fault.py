@@ -315,7 +315,13 @@ class FaultWorkflow:
                 run.context.verification,
             )
             self._probes.append(probe)
-            if (positions := await self._kafka_positions(run.context)) is not None:
+            try:
+                positions = await self._kafka_positions(run.context)
+            except ActivityError:
+                if not workflow.patched(names.LAG_SAMPLE_MAY_FAIL_PATCH):
+                    raise
+                positions = None  # Kafka itself is down (a fault on the broker): no sample
+            if positions is not None:
                 self._lag_samples.append(positions)  # the lag's course during the fault
             no_pollers_since = probe.no_pollers_since
             if probe.breach:

@@ -53,5 +53,7 @@ PROGRESS_QUERY = "progress"
 LEDGER_BY_RESULT_PATCH = "ledger-by-result"
 #: A fault on the Temporal frontend or a Kafka broker is verified on the worker pods.
 WATCH_WORKERS_PATCH = "watch-workers-behind-infrastructure"
+#: A lag sample that cannot be read while a fault holds (the broker is the target) is skipped.
+LAG_SAMPLE_MAY_FAIL_PATCH = "lag-sample-may-fail"
 
 WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"

@@ -24,6 +24,11 @@ class DeploymentSettings(BaseModel):
         "{kafka}, {http_port}, {metrics_port}, {namespace}, {task_queue}, {python}.",
     )
     env: dict[str, str] = Field(default_factory=dict, description="Added to every replica's.")
+    replica_env: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per-replica variables: one value for all, or one per replica (e.g. "
+        "ORCHESTRATOR_URL through each replica's own fault proxy route).",
+    )
     worker_env: bool = Field(
         default=True,
         description="Give replicas the worker's environment (TEMPORAL_ADDRESS, KAFKA_BROKERS, "
@@ -62,6 +67,7 @@ class DeploymentSettings(BaseModel):
         for flag, values in (
             ("temporal_addresses", self.temporal_addresses),
             ("kafka_bootstraps", self.kafka_bootstraps),
+            *((f"replica_env.{k}", v) for k, v in self.replica_env.items()),
         ):
             if len(values) not in (1, self.replicas):
                 raise ValueError(f"{flag}: give 1 or {self.replicas} values, not {len(values)}")

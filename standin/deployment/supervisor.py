@@ -152,7 +152,8 @@ class Supervisor:
             "METRICS_PORT": values["metrics_port"],
             "REPLICA_NAME": name,
         }
-        env = {**(worker_env if s.worker_env else {}), **s.env}
+        per_replica = {k: s.pick(v, index) for k, v in s.replica_env.items()}
+        env = {**(worker_env if s.worker_env else {}), **s.env, **per_replica}
         argv = process.render(shlex.split(s.worker_command), values)
         probe: Probe = Running()
         if s.ready_url:
