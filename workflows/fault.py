@@ -226,7 +226,9 @@ class FaultWorkflow:
         return self._with_timeline(
             FaultObservations(
                 record=self._record,
-                expected=fault.expected,
+                expected=fault.expected.model_copy(
+                    update={"tolerated": fault.expected.tolerated | run.alongside}
+                ),
                 baseline=baseline,
                 probes=self._probes,
                 recovery=recovery,

@@ -260,6 +260,9 @@ class ChaosScenarioWorkflow:
                 FaultWorkflow.run,
                 FaultRunInput(
                     request=request,
+                    alongside=frozenset().union(
+                        *(r.fault.expected.tolerated for r in requests if r is not request)
+                    ),
                     context=ProbeContext(
                         scenario_id=request.scenario_id,
                         fault_id=request.fault_id,
