@@ -39,7 +39,7 @@ from devstack.kafka_install import KAFKA_VERSION, KafkaBrokerError, install
 from devstack.kafka_ready import metadata_brokers
 from devstack.ports import free_ports
 from devstack.processes import stop_process_group
-from devstack.targets import KAFKA_TARGET, SupervisedProcess
+from devstack.targets import INFRA_GRACE_S, KAFKA_TARGET, SupervisedProcess
 
 _LOG4J_PROPERTIES = """\
 log4j.rootLogger=WARN, stdout
@@ -224,7 +224,7 @@ class KafkaBroker:
                     KAFKA_TARGET,
                     [*java, "kafka.Kafka", str(config)],
                     ready_tcp=self.bootstrap_direct,
-                    grace_s=self.stop_timeout,
+                    grace_s=min(self.stop_timeout, INFRA_GRACE_S),
                     cwd=self.data_dir,
                 )
                 self.log_file = self.supervised.state_dir / "logs" / f"{self.supervised.name}.log"

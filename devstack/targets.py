@@ -32,6 +32,9 @@ from models.peers import PEER_CATALOG
 
 #: Where the local backend looks for supervised infrastructure, under the local root.
 TARGETS_DIR = "targets"
+#: SIGTERM to SIGKILL for infrastructure: short, so a pod-failure of a few seconds takes the
+#: process down within its hold (the dev server's own shutdown takes 10 s and more when busy).
+INFRA_GRACE_S = 3.0
 TEMPORAL_TARGET: dict[str, object] = {
     "name": "temporal-frontend",
     "namespace": PEER_CATALOG["temporal"].namespace,
@@ -56,7 +59,7 @@ class SupervisedProcess(Service):
         argv: Sequence[str],
         *,
         ready_tcp: str,
-        grace_s: float = 10.0,
+        grace_s: float = INFRA_GRACE_S,
         cwd: Path | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from devstack.ports import free_port, wait_for_port
 from devstack.processes import Service, stop_process_group
-from devstack.targets import TEMPORAL_TARGET, SupervisedProcess
+from devstack.targets import INFRA_GRACE_S, TEMPORAL_TARGET, SupervisedProcess
 from workflows import visibility
 
 #: Search attributes the orchestrator upserts (declared once, in `workflows.visibility`); the
@@ -74,7 +74,11 @@ class TemporalDevServer(Service):
         self.supervised: SupervisedProcess | None = None
         if supervise_dir is not None:
             self.supervised = SupervisedProcess(
-                supervise_dir, TEMPORAL_TARGET, self.command(), ready_tcp=self.address
+                supervise_dir,
+                TEMPORAL_TARGET,
+                self.command(),
+                ready_tcp=self.address,
+                grace_s=INFRA_GRACE_S,  # a pod-failure must take it down well within its hold
             )
 
     @property

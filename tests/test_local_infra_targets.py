@@ -4,7 +4,8 @@ Real parts only: a Temporal dev server and a Kafka broker of this module's own (
 shared dev server must not be killed), each under the local Deployment supervisor
 (`devstack.targets`), faulted through the local backend as ByteBot's suite faults their pods:
 pod-kill restarts them on the same address with their data, pod-failure keeps the frontend
-down until the supervisor itself ends the hold, cpu-stress runs stress-ng in its cgroup.
+down until the supervisor itself ends the hold, cpu-stress runs stress-ng in its (memory)
+cgroup.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from temporalio.client import Client
 
 from activities.faults.backend import FaultRejected
@@ -131,7 +133,7 @@ async def test_pod_kill_restarts_the_frontend_on_its_address_with_its_history(
 async def test_pod_failure_holds_the_frontend_down_and_its_supervisor_ends_the_hold(
     frontend: TemporalDevServer, backend: LocalBackend
 ) -> None:
-    req = request({"action": "pod-failure", "target": FRONTEND}, 4)
+    req = request({"action": "pod-failure", "target": FRONTEND}, 8)
     started = time.monotonic()
     await backend.inject(req)
     effect = await confirmed(backend, req)
@@ -139,13 +141,13 @@ async def test_pod_failure_holds_the_frontend_down_and_its_supervisor_ends_the_h
     assert not wait_for_port("127.0.0.1", frontend.port, 0.5)  # refused while held
     # Nobody recovers it (as if the chaos worker died): the hold file's expiry alone ends it.
     assert wait_for_port("127.0.0.1", frontend.port, 30)
-    assert time.monotonic() - started >= 3
+    assert time.monotonic() - started >= 7
     assert frontend.healthy(time.monotonic() + 30)
     assert (await backend.recover(req)).recovered
 
 
 @pytest.mark.skipif(shutil.which("stress-ng") is None, reason="needs stress-ng")
-async def test_cpu_stress_runs_in_the_frontends_cgroup_and_ends(
+async def test_cpu_stress_runs_beside_the_frontend_in_its_memory_cgroup_and_ends(
     frontend: TemporalDevServer, backend: LocalBackend
 ) -> None:
     req = request(
@@ -179,11 +181,15 @@ async def test_pod_kill_restarts_the_broker_with_its_log_dir(
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=broker.bootstrap_direct, auto_offset_reset="earliest"
         )
-        await consumer.start()
+        try:
+            await consumer.start()
+        except KafkaConnectionError as e:  # still restarting (slow on a loaded machine)
+            await consumer.stop()
+            raise AssertionError(f"the broker is not back yet: {e}") from e
         try:
             record = await asyncio.wait_for(consumer.getone(), timeout=10)
         finally:
             await consumer.stop()
         assert record.value == b"before the kill"
 
-    await assert_eventually(kept, timeout_s=60)
+    await assert_eventually(kept, timeout_s=90)

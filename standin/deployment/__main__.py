@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--backoff-initial-s", type=float, default=0.5)
     add("--backoff-max-s", type=float, default=4.0)
     add("--no-cgroups", action="store_true")
+    add("--cpu-cgroup", action="store_true", help="also a cpu cgroup (weighed as one task)")
     add("--env", action="append", default=[], metavar="K=V", help="extra environment")
     add("--log-format", choices=["console", "json"], default="console")
     add("argv", nargs=argparse.REMAINDER, help="-- the command and its arguments")
@@ -67,6 +68,7 @@ def settings_from(args: argparse.Namespace) -> DeploymentSettings:
         name_prefix=args.name_prefix,
         memory_limit_mb=args.memory_limit_mb,
         use_cgroups=not args.no_cgroups,
+        cpu_cgroup=args.cpu_cgroup,
         backoff_initial_s=args.backoff_initial_s,
         backoff_max_s=args.backoff_max_s,
         termination_grace_s=args.termination_grace_s,

@@ -54,6 +54,12 @@ class DeploymentSettings(BaseModel):
     memory_limit_mb: int = Field(default=512, ge=0, description="0: no memory limit.")
     cpu_limit_cores: float | None = Field(default=None, gt=0)
     use_cgroups: bool = True
+    cpu_cgroup: bool = Field(
+        default=True,
+        description="Also a cpu cgroup. The machine weighs a cgroup v1 group as one task, so "
+        "a busy multi-threaded server in one (the dev server, the broker) is starved on a "
+        "loaded machine; those get only a memory cgroup (no CPU quota to share anyway).",
+    )
     instance: str = Field(default_factory=lambda: str(os.getpid()))
     restart: bool = Field(default=True, description="False: the no-restart defect.")
     backoff_initial_s: float = Field(default=0.5, ge=0)

@@ -170,6 +170,7 @@ class Supervisor:
                 name,
                 memory_limit_bytes=s.memory_limit_mb * MIB or None,
                 cpu_limit_cores=s.cpu_limit_cores,
+                controllers=("memory", "cpu") if s.cpu_cgroup else ("memory",),
             )
             if cgroups.memory is None and cgroups.cpu is None:
                 cgroups = None
