@@ -373,8 +373,7 @@ async def test_the_worker_service_account_can_do_its_job_in_the_allowed_namespac
         assert (await backend.recover(req)).recovered
     for namespace in ("temporal", "kafka"):  # ByteBot's suite kills the frontend and a broker
         there = render_request(request(namespace, {"action": "pod-kill", "duration": "30s"}))
-        created = await worker.create(there)
-        assert created["metadata"]["namespace"] == namespace
+        assert (await worker.create(there))["metadata"]["namespace"] == namespace
         assert await worker.list_pods(namespace, {}) == []
         assert await worker.delete("podchaos", namespace, there["metadata"]["name"])
     elsewhere = render_request(request("other", {"action": "pod-kill", "duration": "30s"}))
