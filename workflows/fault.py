@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RecoveryCheck,
         RecoveryInput,
     )
+    from models.peers import peers_selected_by
     from models.report import FaultObservations, FaultReport, Verdict
     from models.run import FaultProgress, FaultRunInput
     from models.scenario import Verification
@@ -334,6 +335,10 @@ class FaultWorkflow:
         """Poll the backend until the fault is seen in effect, at most until the hold ends."""
         await self._set_phase("confirm")
         window = max(until - workflow.now(), timedelta(seconds=5))
+        if "temporal" in peers_selected_by(fault.target) and workflow.patched(
+            names.CONFIRM_AFTER_OUTAGE_PATCH
+        ):  # a fault on Temporal itself holds up this very activity: it may answer after it
+            window += policies.FRONTEND_OUTAGE_GRACE
         try:
             effect = await workflow.execute_activity(
                 names.CONFIRM_FAULT,

@@ -91,13 +91,22 @@ class PodFaults:
                 evidence.append(f"{target.name}: not in the supervisor's state")
             elif entry.action == "pod-failure":
                 down = now.pid is None
-                ok = ok and down
-                evidence.append(
-                    f"{target.name}: down (phase {now.phase}, held until "
-                    f"{iso(now.held_until) if now.held_until else '-'}), was pid {target.pid}"
-                    if down
-                    else f"{target.name}: still running as pid {now.pid}"
-                )
+                # Asked only after the hold (a fault on Temporal held up the asking): it was
+                # down if it was replaced, which a held replica is only once its hold ends.
+                was_down = not down and now.pid != target.pid and now.restarts > target.restarts
+                ok = ok and (down or was_down)
+                if down:
+                    evidence.append(
+                        f"{target.name}: down (phase {now.phase}, held until "
+                        f"{iso(now.held_until) if now.held_until else '-'}), was pid {target.pid}"
+                    )
+                elif was_down:
+                    evidence.append(
+                        f"{target.name}: was held down: pid {target.pid} -> {now.pid}, restarts "
+                        f"{target.restarts} -> {now.restarts}, last exit {now.last_exit_reason}"
+                    )
+                else:
+                    evidence.append(f"{target.name}: still running as pid {now.pid}")
             else:
                 killed = now.restarts > target.restarts or now.pid != target.pid
                 oom = (now.cgroup.oom_kills if now.cgroup else 0) - target.oom_kills
