@@ -39,7 +39,6 @@ from models.report import ScenarioReport, Verdict
 
 REPO = Path(__file__).resolve().parent.parent
 TASK_QUEUE = "bytebot-chaos"
-BYTEBOT_MEMORY_LIMIT_MB = 1536
 TOPICS = ("bytebot.goal.events", "bytebot.step.events", "bytebot.audit.log")
 
 
@@ -181,8 +180,6 @@ def run_main_job(options: MainJobOptions) -> int:
                 worker_command=options.worker_command,
                 ready_url=options.ready_url,
                 ready_exec=options.ready_exec,
-                # ByteBot's pod limit (1.5Gi): its suite's 2x256MB memory stressor fits in it.
-                memory_limit_mb=BYTEBOT_MEMORY_LIMIT_MB,
             )
             stack.enter_context(sut)
             faulty = f" in faulty mode {options.faulty}" if options.faulty else ""
