@@ -122,10 +122,14 @@ def build_backend(settings: Settings) -> FaultBackend:
     from activities.faults.local.backend import LocalBackend
 
     # One root for the local system: the stand-in's state (sut/), the fault proxy's control
-    # dir (proxy/) and the backend's own ledger (faults/), laid out as devstack.sut does.
+    # dir (proxy/), the backend's own ledger (faults/), laid out as devstack.sut does, and the
+    # supervised Temporal frontend and Kafka broker (targets/<name>/, devstack.targets).
     root = settings.local_state_dir.resolve()
     return LocalBackend(
-        state_dir=root / "faults", sut_state_dir=root / "sut", proxy_control_dir=root / "proxy"
+        state_dir=root / "faults",
+        sut_state_dir=root / "sut",
+        proxy_control_dir=root / "proxy",
+        targets_dir=root / "targets",
     )
 
 

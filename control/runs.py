@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +20,9 @@ from models.report import ScenarioReport
 from models.run import RunStatus
 from models.scenario import ScenarioInput
 from workflows import names
+
+#: How long following a run rides out an unreachable frontend (a fault on Temporal itself).
+FRONTEND_OUTAGE_S = 300.0
 
 
 class BadInput(ValueError):
@@ -88,12 +92,27 @@ async def follow_run(
     """
     result = asyncio.ensure_future(handle.result())
     last: tuple[object, ...] | None = None
-    while not result.done():
+    outage_since: float | None = None
+    while True:
+        if result.done():
+            err = result.exception()
+            if not isinstance(err, RPCError):
+                return result.result()
+            # The frontend went away (a scenario may kill or hold down Temporal itself): the
+            # run goes on once it is back, so ask again, for a bounded time.
+            now = time.monotonic()
+            outage_since = outage_since or now
+            if now - outage_since > FRONTEND_OUTAGE_S:
+                raise err
+            await asyncio.sleep(interval_s)
+            result = asyncio.ensure_future(handle.result())
+            continue
         try:
             status = await handle.query(names.STATUS_QUERY, result_type=RunStatus)
         except (RPCError, WorkflowQueryFailedError):
             status = None  # a query can fail while the run closes
         if status is not None:
+            outage_since = None
             key = (status.phase, status.step, tuple((r.fault_id, r.status) for r in status.ledger))
             if on_change is not None and key != last:
                 on_change(status)
@@ -101,7 +120,6 @@ async def follow_run(
             if on_poll is not None:
                 await on_poll(status)
         await asyncio.wait([result], timeout=interval_s)
-    return result.result()
 
 
 def ui_link(ui_url: str, namespace: str, workflow_id: str) -> str:

@@ -39,6 +39,7 @@ from devstack.kafka_install import KAFKA_VERSION, KafkaBrokerError, install
 from devstack.kafka_ready import metadata_brokers
 from devstack.ports import free_ports
 from devstack.processes import stop_process_group
+from devstack.targets import INFRA_GRACE_S, KAFKA_TARGET, SupervisedProcess
 
 _LOG4J_PROPERTIES = """\
 log4j.rootLogger=WARN, stdout
@@ -91,8 +92,16 @@ class KafkaBroker:
         heap: str = "512m",
         start_timeout: float = 60.0,
         stop_timeout: float = 30.0,
+        supervise_dir: Path | None = None,
     ) -> None:
+        """Pick ports; ``supervise_dir``: run the JVM as a fault target (`devstack.targets`).
+
+        Supervised, the broker is the Kafka "pod" of namespace ``kafka``: a kill restarts it on
+        the same ports with the same log dir, a hold keeps it down.
+        """
         self.data_dir = Path(data_dir).resolve()
+        self.supervise_dir = supervise_dir
+        self.supervised: SupervisedProcess | None = None
         advertised = _advertised_list(chaos_advertised)
         picked = iter(free_ports(2 + max(len(advertised or ()), 1)))
         self.direct_port = direct_port or next(picked)
@@ -144,11 +153,16 @@ class KafkaBroker:
     @property
     def pid(self) -> int | None:
         """The broker JVM's pid while it runs."""
+        if self.supervised is not None:
+            return self.supervised.pid
         return self._proc.pid if self.running and self._proc else None
 
     @property
     def running(self) -> bool:
-        """Whether the broker process is alive (not necessarily serving yet)."""
+        """Whether the broker process is alive (not necessarily serving yet); supervised:
+        whether its supervisor runs (it restarts the broker)."""
+        if self.supervised is not None:
+            return self.supervised.poll() is None
         return self._proc is not None and self._proc.poll() is None
 
     def server_properties(self) -> str:
@@ -203,6 +217,24 @@ class KafkaBroker:
             java = self._java_command(lib, log4j)
             if not (self.data_dir / "logs" / "meta.properties").exists():
                 self._format(java, config)
+            _RUNNING.add(self)
+            if self.supervise_dir is not None:
+                self.supervised = SupervisedProcess(
+                    self.supervise_dir,
+                    KAFKA_TARGET,
+                    [*java, "kafka.Kafka", str(config)],
+                    ready_tcp=self.bootstrap_direct,
+                    grace_s=min(self.stop_timeout, INFRA_GRACE_S),
+                    cwd=self.data_dir,
+                )
+                self.log_file = self.supervised.state_dir / "logs" / f"{self.supervised.name}.log"
+                try:
+                    self.supervised.start(self.start_timeout)
+                    self._wait_serving()
+                except BaseException:
+                    self._stop_locked()
+                    raise
+                return
             with open(self.log_file, "ab") as log:
                 log.write(f"--- starting broker at {time.ctime()}\n".encode())
                 log.flush()
@@ -327,11 +359,9 @@ class KafkaBroker:
         deadline = time.monotonic() + self.start_timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
+            if not self.running:
                 raise KafkaBrokerError(
-                    f"broker exited with {self._proc.returncode} while starting; "
-                    f"{self.log_file} ends with:\n{self.log_tail()}"
+                    f"broker exited while starting; {self.log_file} ends with:\n{self.log_tail()}"
                 )
             try:
                 if metadata_brokers(self.direct_port, timeout=2.0):
@@ -346,9 +376,12 @@ class KafkaBroker:
 
     def _stop_locked(self) -> None:
         proc, self._proc = self._proc, None
+        supervised, self.supervised = self.supervised, None
         _RUNNING.discard(self)
         if proc is not None:
             stop_process_group(proc, self.stop_timeout)
+        if supervised is not None:
+            supervised.stop()
 
 
 def _advertised_list(

@@ -1,7 +1,9 @@
 """The main job: a full chaos scenario against the local stand-in of ByteBot, for real.
 
-Starts the Temporal dev server with its Web UI, a Kafka broker, the stand-in (wired through
-the fault proxy) and the chaos worker with the local backend; runs the scenario; prints the
+Starts the Temporal dev server with its Web UI and a Kafka broker, both as fault targets under
+the local Deployment supervisor (`devstack.targets`: the frontend pod of namespace ``temporal``
+and the broker pod of ``kafka``), the stand-in (wired through the fault proxy) and the chaos
+worker with the local backend; runs the scenario; prints the
 verdict per fault and per criterion, each fault's time to recovery, the report's path and the
 run's Web UI address; then stops everything it started, also when interrupted.
 """
@@ -31,6 +33,7 @@ from devstack.kafka_install import install
 from devstack.ports import free_port
 from devstack.processes import stop_process_group
 from devstack.sut import LocalSut, SutPorts
+from devstack.targets import TARGETS_DIR
 from devstack.temporal import TemporalDevServer
 from models.report import ScenarioReport, Verdict
 
@@ -146,17 +149,24 @@ def run_main_job(options: MainJobOptions) -> int:
             _say(f"work dir: {root}")
             _say("installing Kafka (cached after the first time)")
             install()
+            targets = root / "local" / TARGETS_DIR  # where the local backend finds them
             temporal = TemporalDevServer(
                 port=_port(7233),
                 ui_port=_port(8233),
                 ui=True,
                 db_file=root / "temporal.db",
                 log_file=root / "temporal.log",
+                # The frontend "pod" of namespace temporal: ByteBot's suite kills and stresses it.
+                supervise_dir=targets / "temporal-frontend",
             )
             stack.enter_context(temporal)
             _say(f"Temporal dev server {temporal.address}, Web UI {temporal.ui_url}")
             ports = SutPorts.pick(options.replicas)
-            broker = KafkaBroker(root / "kafka", chaos_advertised=ports.kafka_advertised)
+            broker = KafkaBroker(
+                root / "kafka",
+                chaos_advertised=ports.kafka_advertised,
+                supervise_dir=targets / "kafka",  # the broker "pod" of namespace kafka
+            )
             stack.enter_context(broker)
             asyncio.run(broker.create_topics(TOPICS))
             _say(f"Kafka {broker.bootstrap_direct} (replicas reach it through the fault proxy)")

@@ -5,7 +5,9 @@ Owns starting and stopping two processes under a root directory:
 - the fault proxy (``python -m faultproxy.proxy``) with one route per (replica, peer):
   ``replica-i/temporal`` -> the Temporal frontend, ``replica-i/kafka`` -> the broker's listener
   ``CHAOSi``, which advertises that same proxy port (so all of replica i's Kafka traffic keeps
-  crossing its route; see `devstack.kafka`);
+  crossing its route; see `devstack.kafka`), ``replica-i/orchestrator`` and
+  ``replica-i/llm-proxy`` -> the stand-in's orchestrator and LLM proxy (`standin.dependencies`,
+  the replica's ``ORCHESTRATOR_URL`` and ``LLM_PROXY_URL``);
 - the stand-in (``python -m standin up``): its supervisor runs replica i of the worker command
   (the stand-in worker unless ``worker_command`` names another) against its own two routes, in
   namespace ``bytebot``; its load generator and consumer talk to Temporal and Kafka directly.
@@ -28,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -40,16 +42,27 @@ from faultproxy.control import ProxyConfig, Route, config_file
 
 @dataclass(frozen=True)
 class SutPorts:
-    """The proxy's listening ports: one per replica for Temporal, one for Kafka."""
+    """The proxy's listening ports: one per replica for Temporal, Kafka, the orchestrator and
+    the LLM proxy; and where the stand-in serves those last two (``dependencies``)."""
 
     temporal: list[int]
     kafka: list[int]
+    orchestrator: list[int] = field(default_factory=list)
+    llm_proxy: list[int] = field(default_factory=list)
+    dependencies: tuple[int, int] | None = None
 
     @classmethod
     def pick(cls, replicas: int) -> SutPorts:
         """Free loopback ports for ``replicas`` replicas."""
-        ports = free_ports(2 * replicas)
-        return cls(temporal=ports[:replicas], kafka=ports[replicas:])
+        ports = free_ports(4 * replicas + 2)
+        n = replicas
+        return cls(
+            temporal=ports[:n],
+            kafka=ports[n : 2 * n],
+            orchestrator=ports[2 * n : 3 * n],
+            llm_proxy=ports[3 * n : 4 * n],
+            dependencies=(ports[4 * n], ports[4 * n + 1]),
+        )
 
     @property
     def kafka_advertised(self) -> list[tuple[str, int]]:
@@ -104,6 +117,25 @@ class LocalSut:
                 ),
             )
         ]
+        if ports.dependencies is not None:
+            orchestrator, llm = ports.dependencies
+            for i in range(replicas):
+                self.routes += [
+                    Route(
+                        name=f"replica-{i}/orchestrator",
+                        replica=f"replica-{i}",
+                        peer="orchestrator",
+                        listen_port=ports.orchestrator[i],
+                        upstream=f"127.0.0.1:{orchestrator}",
+                    ),
+                    Route(
+                        name=f"replica-{i}/llm-proxy",
+                        replica=f"replica-{i}",
+                        peer="llm-proxy",
+                        listen_port=ports.llm_proxy[i],
+                        upstream=f"127.0.0.1:{llm}",
+                    ),
+                ]
         self.standin_args = [
             "--replicas",
             str(replicas),
@@ -118,6 +150,18 @@ class LocalSut:
             "--kafka-bootstrap",
             kafka_direct,
             *([] if load else ["--no-load"]),
+            *(
+                [
+                    "--serve-dependencies",
+                    ",".join(map(str, ports.dependencies)),
+                    "--orchestrator-urls",
+                    ",".join(f"http://127.0.0.1:{p}" for p in ports.orchestrator),
+                    "--llm-proxy-urls",
+                    ",".join(f"http://127.0.0.1:{p}" for p in ports.llm_proxy),
+                ]
+                if ports.dependencies is not None
+                else []
+            ),
             *([] if consumer else ["--no-consumer"]),
         ]
         # Any worker command: the stand-in is only the default (see `python -m standin up`).

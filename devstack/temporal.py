@@ -16,6 +16,7 @@ from pathlib import Path
 
 from devstack.ports import free_port, wait_for_port
 from devstack.processes import Service, stop_process_group
+from devstack.targets import INFRA_GRACE_S, TEMPORAL_TARGET, SupervisedProcess
 from workflows import visibility
 
 #: Search attributes the orchestrator upserts (declared once, in `workflows.visibility`); the
@@ -56,7 +57,13 @@ class TemporalDevServer(Service):
         ui: bool = False,
         db_file: Path | None = None,
         log_file: Path | None = None,
+        supervise_dir: Path | None = None,
     ) -> None:
+        """Pick ports and files; ``supervise_dir``: run it as a fault target (`devstack.targets`).
+
+        Supervised, the server is the Temporal frontend "pod" of namespace ``temporal``: a kill
+        restarts it on the same port with the same database file, a hold keeps it down.
+        """
         self.port = port or free_port()
         self.ui_port = ui_port or free_port()
         self.ui = ui
@@ -64,6 +71,15 @@ class TemporalDevServer(Service):
         self.db_file = db_file or Path(self._tmp) / "temporal.db"
         self.log_file = log_file or Path(self._tmp) / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.supervised: SupervisedProcess | None = None
+        if supervise_dir is not None:
+            self.supervised = SupervisedProcess(
+                supervise_dir,
+                TEMPORAL_TARGET,
+                self.command(),
+                ready_tcp=self.address,
+                grace_s=INFRA_GRACE_S,  # a pod-failure must take it down well within its hold
+            )
 
     @property
     def address(self) -> str:
@@ -91,22 +107,34 @@ class TemporalDevServer(Service):
 
     def start(self, timeout_s: float = 30.0) -> TemporalDevServer:
         """Start the server and wait until the frontend accepts connections."""
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
-        self._proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
+        if self.supervised is not None:
+            self.supervised.start(timeout_s)
+        else:
+            log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+            self._proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            log.close()
         deadline = time.monotonic() + timeout_s
-        if not wait_for_port("127.0.0.1", self.port, timeout_s) or not self._healthy(deadline):
-            tail = self.log_file.read_text(errors="replace")[-2000:]
+        if not wait_for_port("127.0.0.1", self.port, timeout_s) or not self.healthy(deadline):
+            tail = (
+                self.supervised.log_tail()
+                if self.supervised
+                else self.log_file.read_text(errors="replace")[-2000:]
+            )
             self.stop()
             raise RuntimeError(f"temporal dev server did not start on {self.address}:\n{tail}")
         return self
 
-    def _healthy(self, deadline: float) -> bool:
+    def _running(self) -> bool:
+        if self.supervised is not None:
+            return self.supervised.poll() is None
+        return self._proc is not None and self._proc.poll() is None
+
+    def healthy(self, deadline: float) -> bool:
         """Wait for the frontend to report SERVING (an open port comes a little earlier)."""
         check = [str(temporal_cli()), "operator", "cluster", "health", "--address", self.address]
-        while time.monotonic() < deadline and self._proc is not None and self._proc.poll() is None:
+        while time.monotonic() < deadline and self._running():
             result = subprocess.run(check, capture_output=True, text=True, timeout=10)
             if result.returncode == 0 and "SERVING" in result.stdout:
                 return True
@@ -118,3 +146,5 @@ class TemporalDevServer(Service):
         proc, self._proc = self._proc, None
         if proc is not None:
             stop_process_group(proc, timeout_s=10)
+        if self.supervised is not None:
+            self.supervised.stop()

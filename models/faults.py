@@ -311,7 +311,9 @@ class MemoryStressor(Frozen):
     """A memory stressor (Chaos Mesh `stressors.memory`)."""
 
     workers: int = Field(1, ge=1, le=64, description="Stress worker threads.")
-    size_mb: int = Field(256, ge=1, description="Memory each worker holds, in MB.")
+    size_mb: int = Field(
+        256, ge=1, description="Memory the stressor holds in all, shared by its workers, in MB."
+    )
 
 
 class CpuStress(FaultBase):

@@ -88,3 +88,21 @@ def peers_matching_pattern(pattern: str) -> list[Peer]:
         for p, info in PEER_CATALOG.items()
         if fnmatch.fnmatchcase(info.host, pattern) or fnmatch.fnmatchcase(info.name, pattern)
     ]
+
+
+#: Peers whose pods are infrastructure the workers depend on, not workers themselves.
+INFRASTRUCTURE: tuple[Peer, ...] = ("temporal", "kafka")
+
+
+def watched_workers(target: PodTarget) -> PodTarget:
+    """The pods verification watches when a fault hits ``target``.
+
+    A fault on the workers watches them; one on infrastructure (the Temporal frontend, a
+    Kafka broker) watches the default worker pods: those must ride out their dependency's
+    outage, and the frontend does not poll a task queue as a worker must.
+    """
+    if target.namespace != PodTarget().namespace and any(
+        p in INFRASTRUCTURE for p in peers_selected_by(target)
+    ):
+        return PodTarget()
+    return target

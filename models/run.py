@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from models.base import Frozen
+from models.faults import Symptom
 from models.ledger import FaultRecord, FaultRequest
 from models.observations import HoldProbe, ProbeContext
 from models.scenario import Scenario
@@ -26,6 +27,11 @@ class FaultRunInput(Frozen):
 
     request: FaultRequest
     context: ProbeContext
+    alongside: frozenset[Symptom] = Field(
+        default=frozenset(),
+        description="What the step's other faults, held at the same time, are expected to "
+        "cause (a sibling's pod kill restarts a replica): normal under this fault too.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -26,6 +26,7 @@ import structlog
 from standin import runtime
 from standin.consumer import DEFAULT_GROUP, ConsumerSettings, EventConsumer, ensure_topics
 from standin.contract import NAMESPACE, TASK_QUEUE
+from standin.dependencies import serve_dependencies
 from standin.deployment.supervisor import (
     DEFAULT_COMMAND,
     DEFAULT_READY_URL,
@@ -86,6 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X[,Y,...]",
         default=_csv(env("KAFKA_BROKERS", "127.0.0.1:9092")),
         help="the replicas' Kafka: one for all, or one per replica",
+    )
+    add(
+        "--orchestrator-urls",
+        type=_csv,
+        metavar="U[,V,...]",
+        help="the replicas' ORCHESTRATOR_URL: one for all, or one per replica",
+    )
+    add(
+        "--llm-proxy-urls",
+        type=_csv,
+        metavar="U[,V,...]",
+        help="the replicas' LLM_PROXY_URL: one for all, or one per replica",
+    )
+    add(
+        "--serve-dependencies",
+        metavar="ORCH_PORT,LLM_PORT",
+        help="serve the stand-in orchestrator and LLM proxy on these loopback ports",
     )
     add("--temporal-address", help="the load generator's (direct) Temporal")
     add("--kafka-bootstrap", help="the consumer's and topic creation's (direct) Kafka")
@@ -149,6 +167,14 @@ def deployment_settings(args: argparse.Namespace) -> DeploymentSettings:
         env=worker_env,
         temporal_addresses=args.temporal_addresses,
         kafka_bootstraps=args.kafka_bootstraps,
+        replica_env={
+            name: urls
+            for name, urls in (
+                ("ORCHESTRATOR_URL", args.orchestrator_urls),
+                ("LLM_PROXY_URL", args.llm_proxy_urls),
+            )
+            if urls
+        },
         namespace=args.namespace,
         task_queue=args.task_queue,
         ready_url=None if args.ready_exec or args.no_ready_probe else args.ready_url,
@@ -178,6 +204,10 @@ async def up(args: argparse.Namespace) -> int:
     parts: dict[str, Coroutine[Any, Any, None]] = {
         "supervisor": Supervisor(deployment_settings(args)).run(stop)
     }
+    if args.serve_dependencies:
+        orchestrator, llm = (int(p) for p in args.serve_dependencies.split(","))
+        ports = {"orchestrator": orchestrator, "llm_proxy": llm}
+        parts["dependencies"] = serve_dependencies(ports, stop)
     if not args.no_consumer:
         stop_after = 60 * scale if FaultyMode.STOP_COMMITTING in args.faulty else None
         consumer = EventConsumer(
@@ -229,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if len(values) not in (1, args.replicas):
             parser.error(f"{flag}: give 1 or {args.replicas} values")
+    for flag, urls in (
+        ("--orchestrator-urls", args.orchestrator_urls),
+        ("--llm-proxy-urls", args.llm_proxy_urls),
+    ):
+        if urls and len(urls) not in (1, args.replicas):
+            parser.error(f"{flag}: give 1 or {args.replicas} values")
+    if args.serve_dependencies and len(args.serve_dependencies.split(",")) != 2:
+        parser.error("--serve-dependencies: give ORCH_PORT,LLM_PORT")
     if args.time_scale <= 0:
         parser.error("--time-scale must be positive")
     configure_logging(args.log_format, component="standin-up")

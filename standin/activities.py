@@ -4,7 +4,9 @@ Every side effect of a goal run happens here; the workflow only orders these cal
 build a fresh event (new uuid4, stamped now) at every attempt, as ByteBot's do, so an emit
 retried after it wrote writes the event twice under two ids.
 
-The worker-side defects of `FaultyMode` are applied here, and only when switched on.
+The worker-side defects of `FaultyMode` are applied here, and only when switched on. With
+`ORCHESTRATOR_URL` / `LLM_PROXY_URL` set, planning calls the LLM proxy (a failure is retried by
+Temporal) and each step calls the orchestrator (a failure fails the step), as the real worker.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from standin.dependencies import LLM_PATH, ORCHESTRATOR_PATH, DependencyError, post_json
 from standin.events import Event, audit_of, make_event
 from standin.kafka_sink import Topics
 from standin.models import (
@@ -43,6 +47,8 @@ log = structlog.get_logger(__name__)
 #: Real seconds (scaled at run time) the planner "thinks" and a held STEP_STARTED waits.
 LLM_THINK_S = 2.0
 REORDER_HOLD_S = 20.0
+#: Real seconds (scaled) a call to the orchestrator or the LLM proxy may take.
+CALL_TIMEOUT_S = 30.0
 
 
 class EventSink(Protocol):
@@ -68,19 +74,38 @@ async def _heartbeating(interval_s: float) -> AsyncIterator[None]:
             await task
 
 
+@dataclass(frozen=True)
+class Dependencies:
+    """Where the worker's other dependencies are (unset: the stand-in calls none)."""
+
+    orchestrator_url: str | None = None
+    llm_proxy_url: str | None = None
+
+
 class GoalActivities:
     """The activities of one replica, sharing its event sink."""
 
-    def __init__(self, sink: EventSink, runtime: Runtime, topics: Topics | None = None) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        runtime: Runtime,
+        topics: Topics | None = None,
+        dependencies: Dependencies | None = None,
+    ) -> None:
         self.sink = sink
         self.runtime = runtime
         self.topics = topics or Topics()
+        self.dependencies = dependencies or Dependencies()
         self._held: dict[str, list[Event]] = {}
         self._releases: set[asyncio.Task[None]] = set()
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for a `Worker`."""
         return [self.plan_goal, self.execute_step, self.emit_goal_event, self.emit_step_event]
+
+    def _call_s(self) -> float:
+        """A dependency call's timeout: 30 s of the real worker's, scaled."""
+        return self.runtime.seconds(CALL_TIMEOUT_S).total_seconds()
 
     def _faulty(self, mode: FaultyMode) -> bool:
         return mode in self.runtime.faulty
@@ -89,6 +114,16 @@ class GoalActivities:
     async def plan_goal(self, request: PlanInput) -> Plan:
         """Ask the stand-in LLM for a plan (it thinks for a while first)."""
         await asyncio.sleep(self.runtime.seconds(LLM_THINK_S).total_seconds())
+        if self.dependencies.llm_proxy_url:
+            body: dict[str, Any] = {
+                "model": "planner",
+                "messages": [{"role": "user", "content": request.goal_description}],
+                "metadata": {"goalRunId": request.goal_run_id, "tenantId": request.tenant_id},
+            }
+            try:
+                await post_json(self.dependencies.llm_proxy_url, LLM_PATH, body, self._call_s())
+            except DependencyError as e:  # retried by Temporal (5 attempts), as the real one
+                raise ApplicationError(f"LLM proxy: {e}", type="LlmUnavailable") from e
         return make_plan(
             request.goal_description,
             max_steps=request.max_steps,
@@ -121,6 +156,18 @@ class GoalActivities:
             )
         if request.step_attempt <= step.failures:
             return StepOutcome(success=False, error="orchestrator answered 503 (planned failure)")
+        if self.dependencies.orchestrator_url:
+            body = {
+                "goalRunId": request.goal_run_id,
+                "tenantId": request.tenant_id,
+                "stepNumber": step.step_number,
+                "attempt": request.step_attempt,
+            }
+            try:
+                url = self.dependencies.orchestrator_url
+                await post_json(url, ORCHESTRATOR_PATH, body, self._call_s())
+            except DependencyError as e:  # a failed call fails the step: replans, maybe FAILED
+                return StepOutcome(success=False, error=f"orchestrator: {e}")
         return StepOutcome(success=True, output=f"done: {step.description}")
 
     @activity.defn(name=EMIT_GOAL_EVENT)

@@ -32,7 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from standin import runtime
-from standin.activities import GoalActivities
+from standin.activities import Dependencies, GoalActivities
 from standin.contract import NAMESPACE, TASK_QUEUE, Camel
 from standin.events import AUDIT_TOPIC, GOAL_TOPIC, STEP_TOPIC
 from standin.goal_run import GoalRunWorkflow, workflow_runner
@@ -60,6 +60,8 @@ class ReplicaSettings(Camel):
     metrics_port: int = 9464
     topics: tuple[str, str, str] = (GOAL_TOPIC, STEP_TOPIC, AUDIT_TOPIC)
     connect_timeout_s: float = Field(default=15.0, gt=0)
+    orchestrator_url: str | None = None
+    llm_proxy_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ReplicaSettings:
@@ -72,6 +74,8 @@ class ReplicaSettings(Camel):
             kafka_brokers=[b for b in e.get("KAFKA_BROKERS", "127.0.0.1:9092").split(",") if b],
             http_port=int(e.get("HTTP_PORT", "3000")),
             metrics_port=int(e.get("METRICS_PORT", "9464")),
+            orchestrator_url=e.get("ORCHESTRATOR_URL") or None,
+            llm_proxy_url=e.get("LLM_PROXY_URL") or None,
             topics=(
                 e.get("BYTEBOT_GOAL_TOPIC", GOAL_TOPIC),
                 e.get("BYTEBOT_STEP_TOPIC", STEP_TOPIC),
@@ -125,7 +129,9 @@ async def run_replica(settings: ReplicaSettings, stop: asyncio.Event) -> int:
         except Exception as e:  # unreachable, refused, timed out: the supervisor restarts us
             log.error("temporal_unreachable", address=settings.temporal_address, error=repr(e))
             return 1
-        worker = build_worker(client, settings.task_queue, GoalActivities(sink, rt, sink.topics))
+        dependencies = Dependencies(settings.orchestrator_url, settings.llm_proxy_url)
+        activities = GoalActivities(sink, rt, sink.topics, dependencies)
+        worker = build_worker(client, settings.task_queue, activities)
         return await _serve(worker, client, health, stop, rt)
     finally:
         sink_start.cancel()

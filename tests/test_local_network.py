@@ -188,3 +188,41 @@ async def test_each_replicas_kafka_traffic_stays_on_its_own_route(sut: LocalSut)
         finally:
             await producer.stop()
         assert brokers == [("127.0.0.1", port)]  # listener CHAOSi advertises route i
+
+
+async def test_a_partition_from_the_orchestrator_cuts_only_that_route_until_healed(
+    sut: LocalSut, backend: LocalBackend
+) -> None:
+    from standin.dependencies import LLM_PATH, ORCHESTRATOR_PATH, DependencyError, post_json
+
+    req = request({"action": "network-partition", "peers": ["orchestrator"]}, seconds=20)
+    [target] = (await backend.preview(req)).targets
+    bystander = others(target.name)[0]
+
+    def url(replica: str, peer: str) -> str:  # the replica's ORCHESTRATOR_URL / LLM_PROXY_URL
+        return f"http://127.0.0.1:{sut.route_port(replica, peer)}"
+
+    body = {"goalRunId": "goal-1", "tenantId": "tenant-1"}
+    orchestrator = url(target.name, "orchestrator")
+    assert (await post_json(orchestrator, ORCHESTRATOR_PATH, body, 2.0))["status"] == "ok"
+    with pytest.raises(DependencyError, match="answered 400"):  # it checks its input
+        await post_json(orchestrator, ORCHESTRATOR_PATH, {"tenantId": "t"}, 2.0)
+
+    async def call() -> object:
+        return await post_json(orchestrator, ORCHESTRATOR_PATH, body, 1.0)
+
+    await backend.inject(req)
+    effect = await confirmed(backend, req, traffic=call)
+    assert f"{target.name}/orchestrator: applied" in " ".join(effect.evidence)
+    with pytest.raises(DependencyError, match="no answer"):
+        await post_json(orchestrator, ORCHESTRATOR_PATH, body, 1.0)
+    # Its other routes and the other replicas' orchestrator route are untouched.
+    assert (await post_json(url(target.name, "llm-proxy"), LLM_PATH, {}, 2.0))["choices"]
+    assert await post_json(url(bystander, "orchestrator"), ORCHESTRATOR_PATH, body, 2.0)
+
+    assert (await backend.recover(req)).recovered
+
+    async def healed() -> None:
+        assert (await post_json(orchestrator, ORCHESTRATOR_PATH, body, 2.0))["status"] == "ok"
+
+    await assert_eventually(healed, timeout_s=10)

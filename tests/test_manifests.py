@@ -301,3 +301,28 @@ def test_scenarios_with_pauses_render_as_a_workflow_and_scheduled_ones_as_a_sche
     }
     assert templates["entry"]["children"][0] == "pod-kill"
     assert templates["pod-kill"]["podChaos"]["duration"] == "30s"
+
+
+def test_rbac_grants_the_same_least_privilege_in_every_allowed_namespace_and_no_other() -> None:
+    k8s = Path(__file__).resolve().parent.parent / "k8s"
+    allowed = yaml.safe_load(
+        yaml.safe_load((k8s / "configmap.yaml").read_text())["data"]["CHAOS_ALLOWED_NAMESPACES"]
+    )
+    docs = list(yaml.safe_load_all((k8s / "rbac.yaml").read_text()))
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+    assert sorted(roles) == sorted(bindings) == sorted(allowed) == ["bytebot", "kafka", "temporal"]
+    assert {d["kind"] for d in docs} == {"Role", "RoleBinding"}
+    for namespace in allowed:
+        rules = roles[namespace]["rules"]
+        assert rules == roles["bytebot"]["rules"], namespace
+        chaos = next(r for r in rules if r["apiGroups"] == ["chaos-mesh.org"])
+        assert sorted(chaos["resources"]) == ["dnschaos", "networkchaos", "podchaos", "stresschaos"]
+        assert "update" not in chaos["verbs"] and "deletecollection" not in chaos["verbs"]
+        pods = next(r for r in rules if r["apiGroups"] == [""])
+        assert pods == {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+        binding = bindings[namespace]
+        assert binding["roleRef"]["name"] == roles[namespace]["metadata"]["name"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "bytebot-chaos-worker", "namespace": "bytebot-chaos"}
+        ]

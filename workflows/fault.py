@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RecoveryCheck,
         RecoveryInput,
     )
+    from models.peers import peers_selected_by
     from models.report import FaultObservations, FaultReport, Verdict
     from models.run import FaultProgress, FaultRunInput
     from models.scenario import MAX_HOLD_PROBES
@@ -202,7 +203,9 @@ class FaultWorkflow:
         return calls.with_timeline(
             FaultObservations(
                 record=self._row(),
-                expected=fault.expected,
+                expected=fault.expected.model_copy(
+                    update={"tolerated": fault.expected.tolerated | run.alongside}
+                ),
                 baseline=baseline,
                 probes=self._probes,
                 recovery=recovery,
@@ -279,7 +282,13 @@ class FaultWorkflow:
                 run.context.verification,
             )
             self._probes.append(probe)
-            if (positions := await calls.kafka_positions(run.context)) is not None:
+            try:
+                positions = await calls.kafka_positions(run.context)
+            except ActivityError:
+                if not workflow.patched(names.LAG_SAMPLE_MAY_FAIL_PATCH):
+                    raise
+                positions = None  # Kafka itself is down (a fault on the broker): no sample
+            if positions is not None:
                 # The lag's course during the fault: the check reads only the total.
                 self._lag_samples.append(LagSample(at=positions.at, total_lag=positions.total_lag))
             no_pollers_since = probe.no_pollers_since
@@ -293,6 +302,10 @@ class FaultWorkflow:
         # One heartbeat timeout beyond the hold: a worker that dies mid-confirm is noticed that
         # late, and its death must not turn a fault in effect into one never confirmed.
         window = max(until - workflow.now(), timedelta(seconds=5)) + policies.BACKEND_HEARTBEAT
+        if "temporal" in peers_selected_by(fault.target) and workflow.patched(
+            names.CONFIRM_AFTER_OUTAGE_PATCH
+        ):  # a fault on Temporal itself holds up this very activity: it may answer after it
+            window += policies.FRONTEND_OUTAGE_GRACE
         try:
             effect = await workflow.execute_activity(
                 names.CONFIRM_FAULT,

@@ -51,5 +51,11 @@ PROGRESS_QUERY = "progress"
 #: Patch id: a fault run tells its parent its ledger row once (when the hold begins), not at
 #: every change; the final row travels in its result.
 LEDGER_BY_RESULT_PATCH = "ledger-by-result"
+#: A fault on the Temporal frontend or a Kafka broker is verified on the worker pods.
+WATCH_WORKERS_PATCH = "watch-workers-behind-infrastructure"
+#: A lag sample that cannot be read while a fault holds (the broker is the target) is skipped.
+LAG_SAMPLE_MAY_FAIL_PATCH = "lag-sample-may-fail"
+#: A fault on the Temporal frontend may be confirmed after its hold (its outage held us up).
+CONFIRM_AFTER_OUTAGE_PATCH = "confirm-after-frontend-outage"
 
 WEEKLY_SCHEDULE_ID = "bytebot-chaos-weekly"

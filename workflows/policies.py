@@ -18,6 +18,9 @@ BACKEND_HEARTBEAT = timedelta(seconds=10)
 
 #: Confirming a fault took hold: poll with a flat backoff until the fault's own end.
 CONFIRM_TIMEOUT = timedelta(seconds=30)
+#: Confirming a fault on the Temporal frontend: how long after its hold the answer may come
+#: (the outage stops this worker's activities too; they run once the frontend is back).
+FRONTEND_OUTAGE_GRACE = timedelta(minutes=2)
 CONFIRM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=1.0,

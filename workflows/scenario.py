@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from models.judge import judge_run
     from models.ledger import FaultRecord, FaultRequest, Injection, TargetPreview
     from models.observations import ProbeContext
+    from models.peers import watched_workers
     from models.report import FaultReport, ScenarioReport, StepReport, Verdict, worst
     from models.run import FaultRunInput, ResolvedScenario, RunStatus
     from models.scenario import Scenario, ScenarioInput, Step
@@ -265,15 +266,21 @@ class ChaosScenarioWorkflow:
                 # None until the child injects: it stamps the one expiry the backend is told.
             )
             self._requests[request.fault_id] = request
+            watched = request.fault.target
+            if watched_workers(watched) != watched and workflow.patched(names.WATCH_WORKERS_PATCH):
+                watched = watched_workers(watched)
             self._running[request.fault_id] = await workflow.start_child_workflow(
                 FaultWorkflow.run,
                 FaultRunInput(
                     request=request,
+                    alongside=frozenset().union(
+                        *(r.fault.expected.tolerated for r in requests if r is not request)
+                    ),
                     context=ProbeContext(
                         scenario_id=request.scenario_id,
                         fault_id=request.fault_id,
                         verification=scenario.verification,
-                        target=request.fault.target,
+                        target=watched,
                         abort=scenario.abort_conditions,
                     ),
                 ),

@@ -193,10 +193,11 @@ class ReplicaCgroups:
         *,
         memory_limit_bytes: int | None,
         cpu_limit_cores: float | None,
+        controllers: tuple[str, ...] = (MEMORY, CPU),
     ) -> ReplicaCgroups:
         """Create the replica's cgroups where the controllers are usable; set the limits."""
-        dirs: dict[str, Path | None] = {}
-        for controller in (MEMORY, CPU):
+        dirs: dict[str, Path | None] = {MEMORY: None, CPU: None}
+        for controller in controllers:
             for stale in remove_stale_instances(controller):
                 log.info("stale_cgroup_removed", path=str(stale))
             base = base_dir(controller, instance)

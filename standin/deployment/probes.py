@@ -1,4 +1,4 @@
-"""Readiness probes as a pod spec's readinessProbe has them: HTTP GET or exec.
+"""Readiness probes as a pod spec's readinessProbe has them: HTTP GET, exec or TCP.
 
 An HTTP probe succeeds on a status from 200 to 399 within its timeout; an exec probe on exit
 code 0. A replica is ready after one success and unready after ``failure_threshold``
@@ -69,6 +69,26 @@ class ExecProbe:
             proc.kill()
             await proc.wait()
             return False
+
+
+@dataclass(frozen=True)
+class TcpProbe:
+    """Open a TCP connection to ``host:port``; a connection passes (a tcpSocket probe)."""
+
+    host: str
+    port: int
+
+    async def check(self, timeout_s: float) -> bool:
+        """Connect and close at once."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, writer = await asyncio.open_connection(self.host, self.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        return True
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,15 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from standin.deployment import process
 from standin.deployment.cgroups import ReplicaCgroups
-from standin.deployment.probes import ExecProbe, HttpProbe, Probe, Running
+from standin.deployment.probes import ExecProbe, HttpProbe, Probe, Running, TcpProbe
+from standin.deployment.settings import DEFAULT_COMMAND as DEFAULT_COMMAND
+from standin.deployment.settings import DEFAULT_READY_URL as DEFAULT_READY_URL
+from standin.deployment.settings import DeploymentSettings as DeploymentSettings
 from standin.deployment.state import (
     CgroupInfo,
     ReplicaPhase,
@@ -46,65 +47,6 @@ log = structlog.get_logger(__name__)
 
 TICK_S = 0.1
 MIB = 1024 * 1024
-DEFAULT_COMMAND = "{python} -m standin.replica"
-DEFAULT_READY_URL = "http://127.0.0.1:{http_port}/health/ready"
-
-
-class DeploymentSettings(BaseModel):
-    """What the supervisor runs, and how (a Deployment's pod template, in short)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state_dir: Path
-    replicas: int = Field(default=3, ge=1, le=64)
-    worker_command: str = Field(
-        default=DEFAULT_COMMAND,
-        description="argv (shell-quoted, run without a shell) with {replica}, {temporal}, "
-        "{kafka}, {http_port}, {metrics_port}, {namespace}, {task_queue}, {python}.",
-    )
-    env: dict[str, str] = Field(default_factory=dict, description="Added to every replica's.")
-    temporal_addresses: list[str] = Field(min_length=1, description="One, or one per replica.")
-    kafka_bootstraps: list[str] = Field(min_length=1, description="One, or one per replica.")
-    namespace: str = "bytebot"
-    task_queue: str = "bytebot-goal-runs"
-    ready_url: str | None = Field(default=DEFAULT_READY_URL, description="HTTP readiness probe.")
-    ready_exec: str | None = Field(default=None, description="Exec readiness probe (argv).")
-    probe_period_s: float = Field(default=0.5, gt=0)
-    probe_timeout_s: float = Field(default=1.0, gt=0)
-    failure_threshold: int = Field(default=3, ge=1)
-    memory_limit_mb: int = Field(default=512, ge=0, description="0: no memory limit.")
-    cpu_limit_cores: float | None = Field(default=None, gt=0)
-    use_cgroups: bool = True
-    instance: str = Field(default_factory=lambda: str(os.getpid()))
-    restart: bool = Field(default=True, description="False: the no-restart defect.")
-    backoff_initial_s: float = Field(default=0.5, ge=0)
-    backoff_max_s: float = Field(default=8.0, ge=0)
-    backoff_reset_s: float = Field(default=10.0, ge=0)
-    termination_grace_s: float = Field(default=6.0, gt=0, description="SIGTERM to SIGKILL.")
-    faulty: list[str] = Field(default_factory=list, description="Published only.")
-
-    @model_validator(mode="after")
-    def _one_or_n_addresses(self) -> DeploymentSettings:
-        for flag, values in (
-            ("temporal_addresses", self.temporal_addresses),
-            ("kafka_bootstraps", self.kafka_bootstraps),
-        ):
-            if len(values) not in (1, self.replicas):
-                raise ValueError(f"{flag}: give 1 or {self.replicas} values, not {len(values)}")
-        if self.ready_url and self.ready_exec:
-            raise ValueError("give an HTTP or an exec readiness probe, not both")
-        return self
-
-    def pick(self, values: list[str], index: int) -> str:
-        """The value for replica ``index`` from a one-or-N list."""
-        return values[index] if len(values) > 1 else values[0]
-
-    def probe_text(self) -> str:
-        """The readiness probe in words (published in state.json)."""
-        if self.ready_url:
-            return f"http GET {self.ready_url}"
-        return f"exec {self.ready_exec}" if self.ready_exec else "running"
-
 
 _HANDED_OUT: set[int] = set()
 
@@ -190,7 +132,7 @@ class Supervisor:
 
     def _make_replica(self, index: int) -> _Replica:
         s = self.settings
-        name = f"replica-{index}"
+        name = f"{s.name_prefix}-{index}"
         values = {
             "replica": name,
             "temporal": s.pick(s.temporal_addresses, index),
@@ -201,7 +143,7 @@ class Supervisor:
             "task_queue": s.task_queue,
             "python": sys.executable,
         }
-        env = {
+        worker_env = {
             "TEMPORAL_ADDRESS": values["temporal"],
             "TEMPORAL_NAMESPACE": s.namespace,
             "TEMPORAL_TASK_QUEUE": s.task_queue,
@@ -209,14 +151,18 @@ class Supervisor:
             "HTTP_PORT": values["http_port"],
             "METRICS_PORT": values["metrics_port"],
             "REPLICA_NAME": name,
-            **s.env,
         }
+        per_replica = {k: s.pick(v, index) for k, v in s.replica_env.items()}
+        env = {**(worker_env if s.worker_env else {}), **s.env, **per_replica}
         argv = process.render(shlex.split(s.worker_command), values)
         probe: Probe = Running()
         if s.ready_url:
             probe = HttpProbe(s.ready_url.format_map(values))
         elif s.ready_exec:
             probe = ExecProbe(process.render(shlex.split(s.ready_exec), values))
+        elif s.ready_tcp:
+            host, _, port = s.ready_tcp.format_map(values).rpartition(":")
+            probe = TcpProbe(host or "127.0.0.1", int(port))
         cgroups = None
         if s.use_cgroups:
             cgroups = ReplicaCgroups.create(
@@ -224,6 +170,7 @@ class Supervisor:
                 name,
                 memory_limit_bytes=s.memory_limit_mb * MIB or None,
                 cpu_limit_cores=s.cpu_limit_cores,
+                controllers=("memory", "cpu") if s.cpu_cgroup else ("memory",),
             )
             if cgroups.memory is None and cgroups.cpu is None:
                 cgroups = None

@@ -3,7 +3,9 @@
 Implements `activities.faults.backend.FaultBackend` with the same semantics as Chaos Mesh, as far as
 one machine allows (pods are the stand-in supervisor's replica processes):
 
-- selection: `replicas.select` (namespace and labels, then mode, seeded with the fault id);
+- selection: `replicas.select` (namespace and labels, then mode, seeded with the fault id)
+  among the worker replicas and the supervised infrastructure (the Temporal frontend in
+  namespace ``temporal``, the Kafka broker in ``kafka``: `replicas.read_targets`);
 - state: one ledger entry per fault in ``<state>/faults/`` (`ledger`): inject adopts an
   existing entry, recover takes a missing one as done, and `sweep` (the janitor, run at worker
   start) recovers entries whose expiry passed;
@@ -33,12 +35,10 @@ from activities.faults.local.ledger import FaultEntry, Ledger, TargetSnapshot
 from activities.faults.local.network import NetworkFaults
 from activities.faults.local.pods import PodFaults
 from activities.faults.local.replicas import (
-    NAMESPACE,
     ReplicaView,
     StandinUnavailable,
     matches,
     no_match_reason,
-    read_state,
     select,
 )
 from activities.faults.local.stress import StressFaults
@@ -76,6 +76,8 @@ def snapshot(replica: ReplicaView) -> TargetSnapshot:
     memory = cgroup.memory if cgroup else None
     return TargetSnapshot(
         name=replica.name,
+        namespace=replica.namespace,
+        state_dir=replica.state_dir,
         pid=replica.pid,
         pid_start_ticks=replica.pid_start_ticks,
         restarts=replica.restarts,
@@ -91,7 +93,13 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, state_dir: Path, sut_state_dir: Path, proxy_control_dir: Path) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        sut_state_dir: Path,
+        proxy_control_dir: Path,
+        targets_dir: Path | None = None,
+    ) -> None:
         """Build the backend.
 
         Args:
@@ -99,6 +107,8 @@ class LocalBackend:
                 worker restarts so the janitor finds what an earlier worker injected.
             sut_state_dir: The stand-in supervisor's ``--state-dir`` (``state.json``, ``hold/``).
             proxy_control_dir: The fault proxy's control directory (``rules/``, ``status.json``).
+            targets_dir: Where supervised infrastructure publishes itself (``<name>/target.json``
+                and ``state.json``: the Temporal frontend, the Kafka broker); None: only workers.
         """
         self.ledger = Ledger(state_dir)
         self.sut_state_dir = sut_state_dir
@@ -108,6 +118,7 @@ class LocalBackend:
             proxy_control_dir=proxy_control_dir,
             save=self.ledger.save,
             beat=_beat,
+            targets_dir=targets_dir,
         )
         families: list[Family] = [
             PodFaults(self.env),
@@ -126,14 +137,14 @@ class LocalBackend:
         ) is not None:
             problems.append(refusal)
         try:
-            replicas = read_state(self.sut_state_dir).replicas
+            replicas = self.env.replicas().replicas
         except StandinUnavailable as e:
             problems.append(str(e))
         else:
             chosen = select(spec.target, replicas, request.fault_id)
             if not chosen:
-                problems.append(no_match_reason(spec.target, len(replicas)))
-            matched = len(replicas) if matches(spec.target) else 0
+                problems.append(no_match_reason(spec.target, replicas))
+            matched = sum(matches(spec.target, r) for r in replicas)
             problems += [p for p in preview_problems(spec, matched) if p not in problems]
         problems += self._family(spec.action).problems(spec, chosen)
         return TargetPreview(
@@ -202,13 +213,12 @@ class LocalBackend:
 
     async def read_replicas(self, query: ReplicaQuery) -> ReplicaSet:
         """Every replica the query's selector matches (not a selection)."""
-        if not matches(query.target):
-            return ReplicaSet()
         try:
-            replicas = read_state(self.sut_state_dir).replicas
+            replicas = self.env.replicas().replicas
         except StandinUnavailable as e:
             raise ApplicationError(str(e), type="StandinUnavailable") from e
-        return ReplicaSet(replicas=[r.ref() for r in sorted(replicas, key=lambda r: r.name)])
+        hit = sorted((r for r in replicas if matches(query.target, r)), key=lambda r: r.name)
+        return ReplicaSet(replicas=[r.ref() for r in hit])
 
     async def sweep(self) -> list[str]:
         """Recover every fault whose expiry passed (the janitor); the fault ids swept."""
@@ -241,12 +251,12 @@ class LocalBackend:
         if expires_at <= time.time():
             raise FaultRejected(f"the fault's expiry {request.expires_at} has already passed")
         try:
-            replicas = read_state(self.sut_state_dir).replicas
+            replicas = self.env.replicas().replicas
         except StandinUnavailable as e:
             raise ApplicationError(str(e), type="StandinUnavailable") from e
         chosen = select(spec.target, replicas, request.fault_id)
         if not chosen:
-            raise FaultRejected(no_match_reason(spec.target, len(replicas)))
+            raise FaultRejected(no_match_reason(spec.target, replicas))
         if problems := self._family(spec.action).problems(spec, chosen):
             raise FaultRejected("; ".join(problems))
         entry = FaultEntry(
@@ -293,17 +303,17 @@ class LocalBackend:
         state = None
         if current:
             try:
-                state = read_state(self.sut_state_dir)
+                state = self.env.replicas()
             except StandinUnavailable:
                 state = None
         refs = []
         for t in entry.targets:
             now = state.replica(t.name) if state else None
             refs.append(
-                now.ref(NAMESPACE)
+                now.ref()
                 if now
                 else TargetRef(
-                    namespace=NAMESPACE,
+                    namespace=t.namespace,
                     name=t.name,
                     uid=str(t.pid or ""),
                     ready=None,

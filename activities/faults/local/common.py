@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from activities.faults.local.ledger import FaultEntry
-from activities.faults.local.replicas import ReplicaView, SupervisorView, read_state
+from activities.faults.local.replicas import ReplicaView, SupervisorView, read_targets
 from models.faults import FaultBase
 
 
@@ -34,6 +34,7 @@ class LocalEnv:
     proxy_control_dir: Path
     save: Callable[[FaultEntry], FaultEntry]
     beat: Callable[[str], None] = field(default=_no_beat)
+    targets_dir: Path | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -41,8 +42,9 @@ class LocalEnv:
         return self.state_dir / "logs"
 
     def replicas(self) -> SupervisorView:
-        """The supervisor's current state (raises `StandinUnavailable`)."""
-        return read_state(self.sut_state_dir)
+        """Every local pod's current state: the stand-in's replicas and the supervised
+        infrastructure in ``targets_dir`` (raises `StandinUnavailable`)."""
+        return read_targets(self.sut_state_dir, self.targets_dir)
 
     def replica(self, name: str) -> ReplicaView | None:
         """One replica's current state."""

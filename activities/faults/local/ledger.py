@@ -27,6 +27,8 @@ class TargetSnapshot(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str
+    namespace: str = "bytebot"
+    state_dir: str | None = Field(default=None, description="Its supervisor's (hold files).")
     pid: int | None = None
     pid_start_ticks: int | None = Field(
         default=None, description="The pid's start time: a recycled pid is another process."

@@ -2,9 +2,10 @@
 
 - pod-kill: SIGKILL the replica's process (SIGTERM first when a grace period is set); the
   supervisor restarts it, as a Deployment would. Confirmed by a new pid in ``state.json``.
-- pod-failure: a hold file ``<sut>/hold/<replica>`` with ``until`` = the fault's expiry; the
-  supervisor stops the replica and keeps it down until the file is deleted or ``until``
-  passes (the dead-man switch is in the file). Recovery deletes it and waits for the restart.
+- pod-failure: a hold file ``<its supervisor's state dir>/hold/<replica>`` with ``until`` = the
+  fault's expiry; the supervisor stops the replica and keeps it down until the file is deleted
+  or ``until`` passes (the dead-man switch is in the file). Recovery deletes it and waits for
+  the restart.
 - container-kill: a real OOM kill. The OOM helper (`oom`) runs inside the replica's memory
   cgroup and pushes it over its limit; the kernel kills the replica (exit 137) and the
   supervisor records ``OOMKilled``. Without a memory cgroup, SIGKILL, and the evidence says so.
@@ -45,11 +46,15 @@ class PodFaults:
         self.env = env
 
     def problems(self, spec: FaultBase, targets: list[ReplicaView]) -> list[str]:
-        """container-kill names containers; a local replica has one, 'worker'."""
+        """container-kill names containers; a local pod has one (a worker's is 'worker')."""
         if isinstance(spec, ContainerKill):
-            unknown = sorted(set(spec.container_names) - set(CONTAINERS))
+            have = {c for t in targets for c in t.containers} or set(CONTAINERS)
+            unknown = sorted(set(spec.container_names) - have)
             if unknown:
-                return [f"container(s) {', '.join(unknown)} not found: replicas run 'worker'"]
+                return [
+                    f"container(s) {', '.join(unknown)} not found: the targets run "
+                    + ", ".join(f"'{c}'" for c in sorted(have))
+                ]
         return []
 
     async def apply(self, spec: FaultBase, entry: FaultEntry) -> None:
@@ -86,13 +91,22 @@ class PodFaults:
                 evidence.append(f"{target.name}: not in the supervisor's state")
             elif entry.action == "pod-failure":
                 down = now.pid is None
-                ok = ok and down
-                evidence.append(
-                    f"{target.name}: down (phase {now.phase}, held until "
-                    f"{iso(now.held_until) if now.held_until else '-'}), was pid {target.pid}"
-                    if down
-                    else f"{target.name}: still running as pid {now.pid}"
-                )
+                # Asked only after the hold (a fault on Temporal held up the asking): it was
+                # down if it was replaced, which a held replica is only once its hold ends.
+                was_down = not down and now.pid != target.pid and now.restarts > target.restarts
+                ok = ok and (down or was_down)
+                if down:
+                    evidence.append(
+                        f"{target.name}: down (phase {now.phase}, held until "
+                        f"{iso(now.held_until) if now.held_until else '-'}), was pid {target.pid}"
+                    )
+                elif was_down:
+                    evidence.append(
+                        f"{target.name}: was held down: pid {target.pid} -> {now.pid}, restarts "
+                        f"{target.restarts} -> {now.restarts}, last exit {now.last_exit_reason}"
+                    )
+                else:
+                    evidence.append(f"{target.name}: still running as pid {now.pid}")
             else:
                 killed = now.restarts > target.restarts or now.pid != target.pid
                 oom = (now.cgroup.oom_kills if now.cgroup else 0) - target.oom_kills
@@ -154,8 +168,9 @@ class PodFaults:
         return now
 
     def _hold(self, entry: FaultEntry) -> None:
-        hold_dir = self.env.sut_state_dir / "hold"
-        paths = [hold_dir / t.name for t in entry.targets]
+        # Each target's own supervisor reads the hold: the stand-in's or an infrastructure one's.
+        default = self.env.sut_state_dir
+        paths = [Path(t.state_dir or default) / "hold" / t.name for t in entry.targets]
         # Recorded before written: a crash in between leaves nothing the janitor cannot find.
         entry.hold_files = sorted(set(entry.hold_files) | {str(p) for p in paths})
         self.env.save(entry)

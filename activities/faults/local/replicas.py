@@ -1,11 +1,17 @@
-"""The local replicas as pods: read the stand-in supervisor's state, match and select targets.
+"""The local replicas as pods: read the supervisors' state, match and select targets.
 
-The supervisor publishes ``<sut>/state.json``; this module reads it leniently (only the fields
-the backend needs, unknown ones ignored), so the two can evolve apart. Local replicas stand
-for the pods of one Deployment: namespace `NAMESPACE`, labels `LABELS`. A `PodTarget` matches
-them when its namespace is that one and its labels are a subset of those; a selection then
-applies Chaos Mesh's modes, seeded with the fault id, so a retried injection picks the same
-replicas. This module only reads; it never signals a process or writes a file.
+The stand-in's supervisor publishes ``<sut>/state.json``; its replicas stand for the worker
+pods: namespace `NAMESPACE`, labels `LABELS`, container ``worker``. Infrastructure run under the
+same supervisor (the Temporal dev server, the Kafka broker: `devstack.targets`) publishes
+``<targets>/<name>/state.json`` beside a ``target.json`` naming the pods it stands for
+(namespace, labels, container). `read_targets` merges them all into one view, each replica
+carrying its namespace, labels and state directory (where its hold files go).
+
+This module reads leniently (only the fields the backend needs, unknown ones ignored), so the
+supervisor and the backend can evolve apart. A `PodTarget` matches a replica when the namespace
+is its one and the target's labels are a subset of its labels; a selection then applies Chaos
+Mesh's modes, seeded with the fault id, so a retried injection picks the same replicas. This
+module only reads; it never signals a process or writes a file.
 """
 
 from __future__ import annotations
@@ -50,11 +56,15 @@ class ReplicaView(BaseModel):
     last_exit_reason: str | None = None
     held_until: float | None = None
     cgroup: CgroupView | None = None
+    namespace: str = Field(default=NAMESPACE, description="Set by `read_targets`.")
+    labels: dict[str, str] = Field(default_factory=lambda: dict(LABELS))
+    containers: list[str] = Field(default_factory=lambda: ["worker"])
+    state_dir: str | None = Field(default=None, description="Its supervisor's state directory.")
 
-    def ref(self, namespace: str = NAMESPACE) -> TargetRef:
+    def ref(self, namespace: str | None = None) -> TargetRef:
         """This replica as a fault target (uid: its pid)."""
         return TargetRef(
-            namespace=namespace,
+            namespace=namespace or self.namespace,
             name=self.name,
             uid=str(self.pid or ""),
             ready=self.ready,
@@ -78,6 +88,16 @@ class SupervisorView(BaseModel):
         return next((r for r in self.replicas if r.name == name), None)
 
 
+class TargetGroup(BaseModel):
+    """``target.json``: the pods an infrastructure supervisor's replicas stand for."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    namespace: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    container: str = "main"
+
+
 class StandinUnavailable(RuntimeError):
     """The supervisor's state cannot be read (not started yet, or not there at all)."""
 
@@ -86,18 +106,53 @@ def read_state(sut_state_dir: Path) -> SupervisorView:
     """Read ``state.json``; raises `StandinUnavailable` if it is missing or unreadable."""
     path = sut_state_dir / "state.json"
     try:
-        return SupervisorView.model_validate(json.loads(path.read_text()))
+        view = SupervisorView.model_validate(json.loads(path.read_text()))
     except FileNotFoundError as e:
         raise StandinUnavailable(f"no supervisor state at {path}: is the stand-in up?") from e
     except (ValueError, ValidationError) as e:
         raise StandinUnavailable(f"unreadable supervisor state at {path}: {e}") from e
+    for replica in view.replicas:
+        replica.state_dir = str(sut_state_dir)
+    return view
 
 
-def matches(target: PodTarget, namespace: str = NAMESPACE) -> bool:
-    """Whether the target's selector matches the local replicas at all."""
-    return target.namespace == namespace and all(
-        LABELS.get(key) == value for key, value in target.labels.items()
-    )
+def _read_group(group_dir: Path) -> list[ReplicaView]:
+    """One infrastructure supervisor's replicas, tagged with the pods they stand for."""
+    try:
+        group = TargetGroup.model_validate(json.loads((group_dir / "target.json").read_text()))
+        view = read_state(group_dir)
+    except (FileNotFoundError, ValueError, ValidationError, StandinUnavailable):
+        return []  # not started yet, or being restarted: it simply has no replicas now
+    for replica in view.replicas:
+        replica.namespace, replica.labels = group.namespace, dict(group.labels)
+        replica.containers = [group.container]
+    return view.replicas
+
+
+def read_targets(sut_state_dir: Path, targets_dir: Path | None = None) -> SupervisorView:
+    """The stand-in's replicas and every supervised infrastructure replica, in one view.
+
+    Raises `StandinUnavailable` only when the stand-in's state is unreadable and no
+    infrastructure is supervised either.
+    """
+    extra: list[ReplicaView] = []
+    if targets_dir is not None and targets_dir.is_dir():
+        for group_dir in sorted(p for p in targets_dir.iterdir() if p.is_dir()):
+            extra += _read_group(group_dir)
+    try:
+        view = read_state(sut_state_dir)
+    except StandinUnavailable:
+        if not extra:
+            raise
+        view = SupervisorView()
+    view.replicas = [*view.replicas, *extra]
+    return view
+
+
+def matches(target: PodTarget, replica: ReplicaView | None = None) -> bool:
+    """Whether the target's selector matches the replica (default: the worker replicas)."""
+    namespace, labels = (replica.namespace, replica.labels) if replica else (NAMESPACE, LABELS)
+    return target.selects(namespace, labels)
 
 
 def count_for(mode: SelectMode, value: int | None, available: int, rng: random.Random) -> int:
@@ -119,20 +174,25 @@ def select(target: PodTarget, replicas: list[ReplicaView], fault_id: str) -> lis
 
     An empty list means nothing matched or the mode chose none.
     """
-    if not matches(target):
+    candidates = sorted((r for r in replicas if matches(target, r)), key=lambda r: r.name)
+    if not candidates:
         return []
-    candidates = sorted(replicas, key=lambda r: r.name)
     rng = random.Random(fault_id)
     count = count_for(target.mode, target.value, len(candidates), rng)
     chosen = rng.sample(candidates, count) if count < len(candidates) else candidates
     return sorted(chosen, key=lambda r: r.name)
 
 
-def no_match_reason(target: PodTarget, available: int) -> str:
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def no_match_reason(target: PodTarget, replicas: list[ReplicaView]) -> str:
     """Why a selection came out empty, in words."""
-    if not matches(target):
-        labels = ",".join(f"{k}={v}" for k, v in sorted(LABELS.items()))
-        return f"no target matched {target.describe()}: the local replicas are {NAMESPACE}/{labels}"
-    if available == 0:
+    matched = [r for r in replicas if matches(target, r)]
+    if matched:
+        return f"no target matched {target.describe()}: the mode selects none of {len(matched)}"
+    if not replicas:
         return f"no target matched {target.describe()}: the supervisor lists no replica"
-    return f"no target matched {target.describe()}: the mode selects none of {available}"
+    groups = sorted({r.namespace + "/" + _labels(r.labels) for r in replicas})
+    return f"no target matched {target.describe()}: the local pods are {'; '.join(groups)}"

@@ -126,7 +126,9 @@ class StressFaults:
                 )
             if memory is not None and target.memory_cgroup:
                 now = procs.memory_usage(Path(target.memory_cgroup))
-                rise, wanted_b = now - target.memory_bytes, memory.workers * memory.size_mb * MB
+                # Chaos Mesh's size is the total the stressor holds, shared by its workers (as
+                # stress-ng shares --vm-bytes among --vm workers), not a size per worker.
+                rise, wanted_b = now - target.memory_bytes, memory.size_mb * MB
                 ok = ok and rise >= MEMORY_SHARE * wanted_b
                 line += (
                     f"; cgroup memory {mib(target.memory_bytes)} -> {mib(now)} "
