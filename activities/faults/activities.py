@@ -7,6 +7,7 @@ know which backend runs their faults.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import structlog
@@ -21,6 +22,8 @@ log = structlog.get_logger(__name__)
 #: Pauses between the quick looks of one confirm_fault attempt (about 1 s in all; see
 #: bench/bench_overhead.py: inject -> in effect).
 CONFIRM_POLL = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)
+#: Seconds kept free before confirm_fault's deadline for its last look and its answer.
+CONFIRM_LOOK_ROOM_S = 3.0
 
 
 def _bound(request: FaultRequest) -> structlog.typing.FilteringBoundLogger:
@@ -42,6 +45,21 @@ def check_namespace(request: FaultRequest) -> None:
             f"target namespace '{request.fault.target.namespace}' is not allowed "
             f"(allowed: {', '.join(allowed)})"
         )
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _attempt_deadline() -> float | None:
+    """When the server gives up on confirm_fault, minus room for one more look; None if never."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    if info.schedule_to_close_timeout is None:
+        return None
+    end = info.scheduled_time + info.schedule_to_close_timeout
+    return end.timestamp() - CONFIRM_LOOK_ROOM_S
 
 
 class FaultActivities:
@@ -87,12 +105,15 @@ class FaultActivities:
 
     async def _confirm_soon(self, request: FaultRequest) -> Injection:
         waits = iter(self.confirm_poll)
+        deadline = _attempt_deadline()
         while True:
             try:
                 return await self.backend.confirm(request)
             except NotYet:
                 wait = next(waits, None)
-                if wait is None:
+                # An attempt still looking at its schedule-to-close deadline is timed out by
+                # the server, and its NotYet (why the fault is not in effect) is lost.
+                if wait is None or (deadline is not None and _now() + wait > deadline):
                     raise
                 await asyncio.sleep(wait)
 

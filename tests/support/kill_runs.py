@@ -83,14 +83,21 @@ async def wait_for_phase(
     """Wait until a child of ``parent`` is in ``phase`` or later: that phase, and the children."""
     order = PHASES.index(phase)
     deadline = time.monotonic() + timeout_s
+    seen_by_child: dict[str, str | None] = {}
     while time.monotonic() < deadline:
         children = await children_of(client, parent)
         for child in children:
-            seen = await phase_of(client.get_workflow_handle(child))
+            seen = seen_by_child[child] = await phase_of(client.get_workflow_handle(child))
             if seen in PHASES and PHASES.index(seen) >= order:
                 return seen, children
+        if children and all(seen_by_child.get(c) == "done" for c in children):
+            raise EndedEarly(f"every child of {parent.id} ended before {phase}")
         await asyncio.sleep(0.05)
-    raise AssertionError(f"no child of {parent.id} reached {phase}")
+    raise AssertionError(f"no child of {parent.id} reached {phase}: {seen_by_child}")
+
+
+class EndedEarly(AssertionError):
+    """Every fault of the run ended before the phase (e.g. the system was not steady yet)."""
 
 
 async def all_closed(client: Client, workflow_ids: list[str]) -> bool:
