@@ -32,11 +32,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from devstack.kafka import KafkaBroker
 from devstack.ports import free_ports, wait_for_port
-from devstack.processes import stop_process_group
+from devstack.processes import Service, stop_process_group
 from faultproxy.control import ProxyConfig, Route, config_file
 
 
@@ -70,7 +70,7 @@ class SutPorts:
         return [("127.0.0.1", port) for port in self.kafka]
 
 
-class LocalSut:
+class LocalSut(Service):
     """The fault proxy and the stand-in supervisor, started and stopped together."""
 
     def __init__(
@@ -202,7 +202,7 @@ class LocalSut:
         """Where the proxy listens for ``replica``'s traffic to ``peer``."""
         return next(r.listen_port for r in self.routes if r.replica == replica and r.peer == peer)
 
-    def start(self, timeout_s: float = 60.0) -> LocalSut:
+    def start(self, timeout_s: float = 60.0) -> Self:
         """Start the proxy, then the stand-in; return once every replica is ready."""
         self.control_dir.mkdir(parents=True, exist_ok=True)
         config = ProxyConfig(control_dir=self.control_dir, routes=self.routes)
@@ -275,17 +275,6 @@ class LocalSut:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> LocalSut:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from activities.faults.chaos_mesh.render import PeerMap, PeerTarget
 from activities.faults.chaos_mesh.sweeper import SweeperActivities
 from activities.scenario import ScenarioActivities
 from tests.support.standins import HealthyProbes
-from worker import build_worker
+from tests.support.worker_proc import serve
 
 #: Network peers as IPs, as the real-controller fixtures give them (no DNS lookups leave here).
 PEERS = PeerMap(temporal=PeerTarget(hosts=["10.96.10.10"]), kafka=PeerTarget(hosts=["10.96.10.20"]))
@@ -34,7 +34,7 @@ async def main(address: str, task_queue: str, kubeconfig: str, namespace: str) -
     backend = ChaosMeshBackend(
         kube, allowed_namespaces=[namespace], peers=PEERS, poll_s=0.1, recover_wait_s=20
     )
-    worker = build_worker(
+    await serve(
         client,
         task_queue,
         [
@@ -44,9 +44,6 @@ async def main(address: str, task_queue: str, kubeconfig: str, namespace: str) -
             *SweeperActivities(kube, client, [namespace]).all(),
         ],
     )
-    async with worker:
-        print("ready", flush=True)
-        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from temporalio.client import Client
@@ -19,9 +20,16 @@ from tests.support.standins import HealthyProbes, MarkerBackend
 from worker import build_worker
 
 
+async def serve(client: Client, task_queue: str, activities: Sequence[object]) -> None:
+    """Run a chaos worker with these activities until killed; print "ready" once polling."""
+    async with build_worker(client, task_queue, list(activities)):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
 async def main(address: str, task_queue: str, marker_dir: str) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    worker = build_worker(
+    await serve(
         client,
         task_queue,
         [
@@ -30,9 +38,6 @@ async def main(address: str, task_queue: str, marker_dir: str) -> None:
             *HealthyProbes().all(),
         ],
     )
-    async with worker:
-        print("ready", flush=True)
-        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
