@@ -86,8 +86,8 @@ class GoalCalls:
                 event_type=event_type,
                 payload=payload,
             ),
-            start_to_close_timeout=self.rt.seconds(10),
-            retry_policy=self.rt.retry(0.5, 5, 3),
+            start_to_close_timeout=self.rt.outage(10),
+            retry_policy=self.rt.outage_retry(0.5, 5, 3),
             summary=event_type,
         )
 
@@ -102,7 +102,7 @@ class GoalCalls:
                 event_type=event_type,
                 payload=payload,
             ),
-            start_to_close_timeout=self.rt.seconds(10),
-            retry_policy=self.rt.retry(0.5, 5, 3),
+            start_to_close_timeout=self.rt.outage(10),
+            retry_policy=self.rt.outage_retry(0.5, 5, 3),
             summary=f"{event_type} {n}",
         )

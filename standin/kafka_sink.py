@@ -5,16 +5,20 @@ activity. Like ByteBot's (``allowAutoTopicCreation: false``) it never creates a 
 its first send to a topic it checks the topic exists with a metadata request for all topics,
 which (unlike a request naming the topic) cannot trigger the broker's auto-creation.
 
-Every send is bounded by ``send_timeout_s``; a failure raises `EventSendError` and the emit
-activity fails, so Temporal retries it. After a failed send the producer is closed and the
-next send builds a fresh one: an idempotent producer whose batch timed out may be left with
-sequence numbers the broker rejects, and a new producer id is the simple way out.
+Like kafkajs (`retries: 5`), a send that fails is retried inside the call, with kafkajs's
+backoff (300 ms, doubling, 20 % jitter, at most 30 s), so a broker that refuses connections
+while it restarts costs a wait, not an event. The whole call, retries included, is bounded by
+``send_timeout_s``; when it runs out `EventSendError` is raised and the emit activity fails, so
+Temporal retries it. After a failed try the producer is closed and the next builds a fresh one:
+an idempotent producer whose batch timed out may be left with sequence numbers the broker
+rejects, and a new producer id is the simple way out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from dataclasses import dataclass
 
 import structlog
@@ -24,9 +28,22 @@ from standin.events import AUDIT_TOPIC, GOAL_TOPIC, STEP_TOPIC, Event
 
 log = structlog.get_logger(__name__)
 
+KAFKAJS_RETRIES = 5
+"""ByteBot's producer setting: a failed send is tried again this many times."""
+
+
+def kafkajs_backoff_s(retry: int) -> float:
+    """The wait before retry ``retry`` (0-based), as kafkajs computes it by default."""
+    base = min(30.0, 0.3 * 2**retry)
+    return base * random.uniform(0.8, 1.2)
+
 
 class EventSendError(RuntimeError):
     """An event could not be written within the send timeout; a retry may succeed."""
+
+
+class _Retriable(Exception):
+    """One try failed (its cause says why); the send tries again while it has time."""
 
 
 @dataclass(frozen=True)
@@ -72,20 +89,42 @@ class KafkaEventSink:
         Raises:
             EventSendError: the topic does not exist, or no acknowledgement in time.
         """
-        producer = await self._current()
+        last: BaseException | None = None
         try:
             async with asyncio.timeout(self.send_timeout_s):
-                await self._check_topic(producer, topic)
-                await producer.send_and_wait(
-                    topic, event.to_json(), key=event.key.encode(), headers=event.headers()
-                )
+                for retry in range(KAFKAJS_RETRIES + 1):
+                    if retry:
+                        await asyncio.sleep(kafkajs_backoff_s(retry - 1))
+                    try:
+                        await self._send_once(topic, event)
+                        return
+                    except _Retriable as e:
+                        last = e.__cause__
+        except TimeoutError as e:
+            last = last or e
+        raise EventSendError(
+            f"{event.event_type} for {event.key} not acknowledged by {self.bootstrap}"
+            f" within {self.send_timeout_s:g}s: {last!r}"
+        ) from last
+
+    async def _send_once(self, topic: str, event: Event) -> None:
+        try:
+            producer = await self._current()
+        except EventSendError as e:
+            raise _Retriable from e.__cause__
+        try:
+            await self._check_topic(producer, topic)
+            await producer.send_and_wait(
+                topic, event.to_json(), key=event.key.encode(), headers=event.headers()
+            )
         except EventSendError:
-            raise
-        except Exception as e:  # a timeout, or any client error: a retry decides
+            raise  # the topic does not exist: no retry makes it
+        except asyncio.CancelledError:
             await self._discard(producer)
-            raise EventSendError(
-                f"{event.event_type} for {event.key} not acknowledged by {self.bootstrap}: {e!r}"
-            ) from e
+            raise
+        except Exception as e:  # any client error: the next try uses a fresh producer
+            await self._discard(producer)
+            raise _Retriable from e
 
     async def stop(self) -> None:
         """Flush and close the producer (bounded)."""

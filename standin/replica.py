@@ -114,7 +114,7 @@ async def run_replica(settings: ReplicaSettings, stop: asyncio.Event) -> int:
     sink = KafkaEventSink(
         ",".join(settings.kafka_brokers),
         topics=Topics(goal=goal, step=step, audit=audit),
-        send_timeout_s=rt.seconds(10).total_seconds(),
+        send_timeout_s=rt.outage(10).total_seconds(),
     )
     # Kafka being down must not keep the worker from polling: sends fail and are retried.
     sink_start = asyncio.create_task(sink.start())

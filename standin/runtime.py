@@ -1,7 +1,10 @@
 """The worker process's fixed configuration: its time scale and its deliberate defects.
 
-The real worker compiles its timeouts in; the stand-in multiplies every one of them by one
-factor, `BYTEBOT_TIME_SCALE` (default `DEFAULT_TIME_SCALE`), so a local run takes seconds.
+The real worker compiles its timeouts in; the stand-in multiplies them by one factor,
+`BYTEBOT_TIME_SCALE` (default `DEFAULT_TIME_SCALE`), so a local run takes seconds. Not the ones
+that say how long ByteBot rides out a dependency's outage (its Kafka emits): a broker takes
+as long to restart whatever the scale, so scaling them would turn an outage ByteBot survives
+into lost events (`outage`, `outage_retry`).
 The replica calls `configure` once before its worker starts; the workflow sandbox passes this
 module through, so workflow code reads the same values. Every replica of one deployment gets
 the same environment, so a history replays alike on any of them.
@@ -35,12 +38,26 @@ class Runtime:
 
     def retry(self, initial_s: float, maximum_s: float, attempts: int) -> RetryPolicy:
         """A real retry policy (backoff 2), its intervals scaled."""
-        return RetryPolicy(
-            initial_interval=self.seconds(initial_s),
-            backoff_coefficient=2.0,
-            maximum_interval=self.seconds(maximum_s),
-            maximum_attempts=attempts,
-        )
+        return _policy(self.seconds(initial_s), self.seconds(maximum_s), attempts)
+
+    @staticmethod
+    def outage(real_s: float) -> timedelta:
+        """A duration that bounds a dependency's outage: the real worker's, never scaled."""
+        return timedelta(seconds=real_s)
+
+    @staticmethod
+    def outage_retry(initial_s: float, maximum_s: float, attempts: int) -> RetryPolicy:
+        """A retry policy that rides out a dependency's outage (backoff 2), never scaled."""
+        return _policy(timedelta(seconds=initial_s), timedelta(seconds=maximum_s), attempts)
+
+
+def _policy(initial: timedelta, maximum: timedelta, attempts: int) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=initial,
+        backoff_coefficient=2.0,
+        maximum_interval=maximum,
+        maximum_attempts=attempts,
+    )
 
 
 _current = Runtime()

@@ -34,6 +34,8 @@ from standin.contract import (
     GoalRunResult,
     Progress,
 )
+from standin.events import make_event
+from standin.kafka_sink import EventSendError, KafkaEventSink
 from standin.models import EXECUTE_STEP, FaultyMode, StepInput, StepOutcome, selected
 from tests.conftest import assert_eventually
 from tests.support.standin_events import (
@@ -238,6 +240,37 @@ async def test_a_terminal_event_whose_emit_fails_is_swallowed_and_the_result_ret
 
     assert (result.status, result.steps_completed) == ("COMPLETED", 1)
     assert (await records_of(standin_kafka, lane))[goal.goal_run_id] == ["GOAL_STARTED"]
+
+
+async def test_a_send_rides_out_a_broker_restart_within_its_timeout_as_kafkajs_retries_do(
+    standin_kafka: KafkaBroker, lane: Lane
+) -> None:
+    # ByteBot's producer (kafkajs, retries 5) retries a refused connection inside the send, so
+    # a broker that is back within the send timeout costs a wait, never an event.
+    sink = KafkaEventSink(standin_kafka.bootstrap_direct, topics=lane.topics, send_timeout_s=20)
+    event = make_event("GOAL_STARTED", f"goal-{uuid.uuid4().hex[:8]}", "tenant-a")
+    try:
+        await sink.send(lane.topics.goal, make_event("GOAL_STARTED", "warm-up", "tenant-a"))
+        await asyncio.to_thread(standin_kafka.stop)
+        sent = asyncio.create_task(sink.send(lane.topics.goal, event))
+        await asyncio.sleep(2)
+        assert not sent.done()  # still retrying, not failed
+        await asyncio.to_thread(standin_kafka.start)
+        await asyncio.wait_for(sent, 20)
+    finally:
+        await sink.stop()
+        await asyncio.to_thread(standin_kafka.start)  # the next tests share the broker
+
+    assert (await records_of(standin_kafka, lane))[event.goal_run_id] == ["GOAL_STARTED"]
+
+
+async def test_a_send_that_outlasts_its_timeout_fails_naming_the_broker(lane: Lane) -> None:
+    sink = KafkaEventSink("127.0.0.1:9", topics=lane.topics, send_timeout_s=2)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(EventSendError, match=r"127\.0\.0\.1:9 within 2s"):
+        await sink.send(lane.topics.goal, make_event("GOAL_STARTED", "goal-x", "tenant-a"))
+    assert asyncio.get_running_loop().time() - started >= 1.5  # it retried until its timeout
+    await sink.stop()
 
 
 async def test_a_run_waiting_for_approval_stays_idle_until_approved(
