@@ -61,7 +61,9 @@ class KafkaProbeActivities:
             (a heartbeat stays under ~0.5 MB) and a retry re-reads the window instead.
         process_min_events: A window of at least this many events is checked in a second
             process (`CheckerProcess`) while this one reads, if the machine has two cores
-            for it; smaller ones here (a child costs ~0.25 s of start). None: never.
+            for it; smaller ones here: a child costs 0.3-0.6 s to start, and on the shared
+            2-core machine it lost at 100k events (ratio 0.24 vs 0.43), tied at 300k and won
+            at 1M (0.37 vs 0.29; bench/RESULTS.md). None: never.
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class KafkaProbeActivities:
         lag_interval_s: float = 1.0,
         progress_interval_s: float = 5.0,
         max_resumable_keys: int = 3_000,
-        process_min_events: int | None = 50_000,
+        process_min_events: int | None = 500_000,
     ) -> None:
         self.default_bootstrap = default_bootstrap
         self.io_timeout_s = io_timeout_s
