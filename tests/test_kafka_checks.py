@@ -125,6 +125,31 @@ async def test_an_out_of_order_pair_is_named_with_topic_partition_and_offsets(
     assert started.offset > completed.offset
 
 
+async def test_a_window_checked_in_a_second_process_gives_the_same_report(
+    broker: KafkaBroker, target: KafkaTarget, events: Events
+) -> None:
+    start = await positions(KafkaProbeActivities(broker.bootstrap_direct), target)
+    for n in range(3):
+        await events.goal_run(f"ok{n}", 2)
+    await events.emit("GOAL_STARTED", "bad")
+    await events.emit("STEP_COMPLETED", "bad", 1)
+    await events.emit("STEP_STARTED", "bad", 2)
+    await events.emit("STEP_STARTED", "bad", 2)  # a re-sent emit
+    await events.emit("GOAL_COMPLETED", "bad")
+    here, there = (
+        KafkaProbeActivities(broker.bootstrap_direct, lag_interval_s=0.3, process_min_events=m)
+        for m in (None, 1)
+    )
+    varies = {"lag", "elapsed_s", "window_end_at", "attempt"}
+
+    in_process = await check(here, target, start, within_s=30)
+    in_child = await check(there, target, start, within_s=30)
+
+    assert in_child.model_dump(exclude=varies) == in_process.model_dump(exclude=varies)
+    assert in_child.violations_total == 1 and in_child.duplicates == 1
+    assert in_child.lost_step_events_total == 1 and in_child.goal_runs == 4
+
+
 async def test_a_missing_terminal_event_is_listed_for_temporal_to_reconcile(
     probe: KafkaProbeActivities, target: KafkaTarget, events: Events
 ) -> None:

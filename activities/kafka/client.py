@@ -40,6 +40,9 @@ def reader_consumer(bootstrap: str, *, retry_backoff_ms: int = 200) -> AIOKafkaC
         retry_backoff_ms=retry_backoff_ms,
         fetch_max_bytes=64 << 20,
         max_partition_fetch_bytes=8 << 20,
+        # A getmany decodes at most this many: the checker in its own process (order_process)
+        # checks one batch while the next is decoded, instead of waiting for the whole fetch.
+        max_poll_records=5_000,
     )
 
 

@@ -87,9 +87,7 @@ class EventOrderChecker:
         self, topic: str, partition: int, records: Iterable[RecordLike], window_end: int
     ) -> None:
         """Feed one partition's records in offset order; offsets below `window_end` are in it."""
-        feed = self.feed
-        for r in records:
-            feed(topic, partition, r.offset, r.key, r.value, r.offset < window_end)
+        self.feed_rows(topic, partition, ((r.offset, r.key, r.value) for r in records), window_end)
 
     def feed(
         self,
@@ -101,52 +99,103 @@ class EventOrderChecker:
         in_window: bool = True,
     ) -> None:
         """Check one record. `in_window` puts its goal run in scope of the window's findings."""
-        self.events_read += 1
+        self.feed_rows(topic, partition, ((offset, key, value),), offset + 1 if in_window else 0)
+
+    def feed_rows(
+        self,
+        topic: str,
+        partition: int,
+        rows: Iterable[tuple[int, bytes | None, bytes | None]],
+        window_end: int,
+    ) -> None:
+        """Feed one partition's (offset, key, value) rows in offset order (see `feed_batch`).
+
+        The hot loop of the check (bench/bench_event_order.py): what every record needs is
+        inlined here with its lookups bound once per batch, and the usual step moves
+        (STARTED on a new key, COMPLETED after STARTED, ...) are taken here; everything else
+        (goal events, re-sends, retries, violations) goes through `_goal_event` and
+        `_step_event`, which hold the rules.
+        """
+        on_goal_topic, on_step_topic = topic == self.goal_topic, topic == self.step_topic
+        goals, parse, moves_from = self._goals, _parse, _MOVES_FROM
+        goals_get, step_types, goal_types = goals.get, STEP_TYPES, GOAL_TYPES
+        read = window = keys = 0
         try:
-            ev = _parse(value)  # type: ignore[arg-type]  # None: TypeError, counted
-            etype, gid, eid, ts = ev["eventType"], ev["goalRunId"], ev["eventId"], ev["timestamp"]
-            if type(gid) is not str or type(eid) is not str or type(ts) is not str or not ts:
-                raise TypeError("goalRunId, eventId and timestamp must be strings")
-            if etype in STEP_TYPES:
-                step_no = ev["stepNumber"]
-                if type(step_no) is not int:
-                    raise TypeError(f"stepNumber must be an integer, got {step_no!r}")
-            elif etype in GOAL_TYPES:
-                step_no = None
-            else:
-                raise ValueError(f"unknown eventType {etype!r}")
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            self._bad(topic, partition, offset, key, value, e)
-            return
-        goal = self._goals.get(gid)
-        if goal is None:
-            goal = self._goals[gid] = _Goal()
-            goal.first_ts = ts
-            self._keys += 1
-        if in_window:
-            self.window_events += 1
-            goal.in_window = True
-        if step_no is None:
-            if topic != self.goal_topic:
-                self._violate(
-                    gid, gid, topic, partition, offset, "", etype, f"not on {self.goal_topic}"
-                )
-            if key is not None and key != gid.encode():
-                self._wrong_key(key, gid, gid, topic, partition, offset, etype)
-            self._goal_event(goal, gid, etype, eid, ts, (topic, partition, offset))
-            return
-        name = f"{gid}-{step_no}"
-        if topic != self.step_topic:
-            self._violate(
-                name, gid, topic, partition, offset, "", etype, f"not on {self.step_topic}"
-            )
-        if key is not None and key != name.encode():
-            self._wrong_key(key, name, gid, topic, partition, offset, etype)
-        step = goal.steps.get(step_no)
-        if step is None:
-            step = goal.steps[step_no] = _Step()
-            self._keys += 1
-        self._step_event(goal, step, name, etype, eid, ts, (topic, partition, offset))
+            for offset, key, value in rows:
+                read += 1
+                try:
+                    ev = parse(value)  # type: ignore[arg-type]  # None: TypeError, counted
+                    etype, gid, eid = ev["eventType"], ev["goalRunId"], ev["eventId"]
+                    ts = ev["timestamp"]
+                    if type(gid) is not str or type(eid) is not str or type(ts) is not str:
+                        raise TypeError("goalRunId, eventId and timestamp must be strings")
+                    if not ts:
+                        raise TypeError("goalRunId, eventId and timestamp must be strings")
+                    if etype in step_types:
+                        step_no = ev["stepNumber"]
+                        if type(step_no) is not int:
+                            raise TypeError(f"stepNumber must be an integer, got {step_no!r}")
+                    elif etype in goal_types:
+                        step_no = None
+                    else:
+                        raise ValueError(f"unknown eventType {etype!r}")
+                except (ValueError, TypeError, KeyError, AttributeError) as e:
+                    self._bad(topic, partition, offset, key, value, e)
+                    continue
+                goal = goals_get(gid)
+                if goal is None:
+                    goal = goals[gid] = _Goal()
+                    goal.first_ts = ts
+                    keys += 1
+                if offset < window_end:
+                    window += 1
+                    goal.in_window = True
+                if step_no is None:
+                    if not on_goal_topic:
+                        reason = f"not on {self.goal_topic}"
+                        self._violate(gid, gid, topic, partition, offset, "", etype, reason)
+                    if key is not None and key != gid.encode():
+                        self._wrong_key(key, gid, gid, topic, partition, offset, etype)
+                    self._goal_event(goal, gid, etype, eid, ts, (topic, partition, offset))
+                    continue
+                name = f"{gid}-{step_no}"
+                if not on_step_topic:
+                    reason = f"not on {self.step_topic}"
+                    self._violate(name, gid, topic, partition, offset, "", etype, reason)
+                if key is not None and key != name.encode():
+                    self._wrong_key(key, name, gid, topic, partition, offset, etype)
+                step = goal.steps.get(step_no)
+                if step is None:
+                    step = goal.steps[step_no] = _Step()
+                    keys += 1
+                state = step.state
+                if etype != step.last_type and eid != step.last_id:
+                    moved = moves_from[state].get(etype)
+                    if moved is None and state == _S_NEW and etype == "STEP_STARTED":
+                        moved = _S_RUNNING  # what _STEP_BEGIN says, with nothing to count
+                    if moved is not None:  # a legal move: no finding, no counter
+                        lo = step.lo_ts
+                        if not lo:
+                            step.lo_ts = step.hi_ts = ts
+                        elif ts[-1] == "Z" and len(ts) == len(lo) and lo[-1] == "Z":
+                            if ts < lo:
+                                step.lo_ts = ts
+                            hi = step.hi_ts
+                            if hi < ts if len(ts) == len(hi) and hi[-1] == "Z" else _before(hi, ts):
+                                step.hi_ts = ts
+                        else:
+                            if _before(ts, lo):
+                                step.lo_ts = ts
+                            if _before(step.hi_ts, ts):
+                                step.hi_ts = ts
+                        step.last_type, step.last_id, step.state = etype, eid, moved
+                        step.ended = etype if moved == _S_IDLE else ""
+                        continue
+                self._step_event(goal, step, name, etype, eid, ts, (topic, partition, offset))
+        finally:
+            self.events_read += read
+            self.window_events += window
+            self._keys += keys
 
     def _wrong_key(
         self, key: bytes, name: str, gid: str, topic: str, partition: int, offset: int, etype: str

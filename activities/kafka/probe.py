@@ -15,6 +15,7 @@ the window). Every call to the broker is bounded by ``io_timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from activities.kafka.client import BROKER_ERRORS, KafkaSession, Offsets, to_offsets, to_rows
 from activities.kafka.client import reader_consumer as reader_consumer  # bench/ imports it here
 from activities.kafka.order import EventOrderChecker
+from activities.kafka.order_process import CheckerProcess
 from models.kafka import (
     KafkaCheckInput,
     KafkaCheckProgress,
@@ -57,6 +59,11 @@ class KafkaProbeActivities:
         progress_interval_s: How often the check heartbeats its resumable progress.
         max_resumable_keys: Above this many keys the progress carries no checker state
             (a heartbeat stays under ~0.5 MB) and a retry re-reads the window instead.
+        process_min_events: A window of at least this many events is checked in a second
+            process (`CheckerProcess`) while this one reads, if the machine has two cores
+            for it; smaller ones here: a child costs 0.3-0.6 s to start, and on the shared
+            2-core machine it lost at 100k events (ratio 0.24 vs 0.43), tied at 300k and won
+            at 1M (0.37 vs 0.29; bench/RESULTS.md). None: never.
     """
 
     def __init__(
@@ -67,12 +74,14 @@ class KafkaProbeActivities:
         lag_interval_s: float = 1.0,
         progress_interval_s: float = 5.0,
         max_resumable_keys: int = 3_000,
+        process_min_events: int | None = 500_000,
     ) -> None:
         self.default_bootstrap = default_bootstrap
         self.io_timeout_s = io_timeout_s
         self.lag_interval_s = lag_interval_s
         self.progress_interval_s = progress_interval_s
         self.max_resumable_keys = max_resumable_keys
+        self.process_min_events = process_min_events
 
     @activity.defn(name=names.READ_KAFKA_POSITIONS)
     async def read_kafka_positions(self, target: KafkaTarget) -> KafkaPositions:
@@ -168,6 +177,12 @@ class _CheckRun:
         self.drained_at = progress.drained_at if progress else None
         self.latest: KafkaPositions | None = None
         self.resumed = False
+        # When the checker runs in a child: the last state it answered and where it was read
+        # to, the question still open, and whether its state got too big to heartbeat.
+        self.child: CheckerProcess | None = None
+        self.child_state: tuple[Offsets, dict[str, Any]] | None = None
+        self.child_asked: tuple[Offsets, asyncio.Future[dict[str, Any] | None]] | None = None
+        self.child_big = False
 
     async def execute(self) -> KafkaOrderReport:
         """Read until done or the deadline; raise KafkaUnavailable on a broker error."""
@@ -186,6 +201,29 @@ class _CheckRun:
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, pos[tp])
+        if self._in_child(window, pos):
+            self.child = CheckerProcess(target.goal_topic, target.step_topic)
+            await self.child.start()
+            if self.resumed and self.progress and self.progress.checker:
+                self.child.restore(self.progress.checker)
+        try:
+            return await self._read(tps, window, pos)
+        finally:
+            if self.child is not None:
+                await self.child.close()
+
+    def _in_child(self, window: Offsets, pos: Offsets) -> bool:
+        """Whether to check in a second process: a large window and a core to spare."""
+        least = self.probe.process_min_events
+        if least is None or len(os.sched_getaffinity(0)) < 2:
+            return False
+        return sum(max(0, end - pos.get(tp, end)) for tp, end in window.items()) >= least
+
+    async def _read(
+        self, tps: list[TopicPartition], window: Offsets, pos: Offsets
+    ) -> KafkaOrderReport:
+        """The reading loop: until done or the deadline."""
+        consumer, child = self.session.consumer, self.child
         t0, next_lag, last_lag, next_progress = time.monotonic(), 0.0, 0.0, 0.0
         grace = timedelta(seconds=30)
         while True:
@@ -196,9 +234,12 @@ class _CheckRun:
                         batches = await consumer.getmany(timeout_ms=200)
                 else:
                     await asyncio.sleep(0.2)
+                feed = child.feed_batch if child is not None else self.checker.feed_batch
                 for tp, records in batches.items():
-                    self.checker.feed_batch(tp.topic, tp.partition, records, window.get(tp, 0))
+                    feed(tp.topic, tp.partition, records, window.get(tp, 0))
                     pos[tp] = records[-1].offset + 1
+                if child is not None:
+                    await child.drain()
                 now = time.monotonic()
                 window_read = all(pos[tp] >= end for tp, end in window.items() if tp in pos)
                 if now >= next_lag or (  # about to be done: confirm with fresh offsets now
@@ -217,7 +258,8 @@ class _CheckRun:
             utc = datetime.now(UTC)
             if utc >= self.check.deadline and (window_read or utc >= self.check.deadline + grace):
                 break
-        return self._report(window_read, time.monotonic() - t0)
+        found = await child.report() if child is not None else self.checker.report()
+        return self._report(found, window_read, time.monotonic() - t0)
 
     async def _start_positions(self, tps: list[TopicPartition]) -> Offsets:
         """Where to read from: the progress, else the start; by time for unknown partitions."""
@@ -264,16 +306,38 @@ class _CheckRun:
 
     def _progress(self) -> KafkaCheckProgress:
         """What a retry resumes from; the checker's state only while it is small."""
-        small = self.checker.keys <= self.probe.max_resumable_keys
+        read_to, state = self._resumable()
         return KafkaCheckProgress(
             started_at=self.started_at,
             window_end=to_rows(self.window),
-            read_to=to_rows(self.pos) if small else None,
-            checker=self.checker.state() if small else None,
+            read_to=to_rows(read_to) if state is not None else None,
+            checker=state,
             peak_lag=self.peak,
             drained_at=self.drained_at,
             samples=self.samples,
         )
+
+    def _resumable(self) -> tuple[Offsets, dict[str, Any] | None]:
+        """Where the checker's state is from and the state, if it is small enough to carry.
+
+        A child is never waited for: its last answer is carried (with the positions it was
+        asked at, an earlier point a retry resumes from) and the next question is asked.
+        """
+        most = self.probe.max_resumable_keys
+        if self.child is None:
+            small = self.checker.keys <= most
+            return self.pos, self.checker.state() if small else None
+        if self.child_asked is not None and self.child_asked[1].done():
+            at, answer = self.child_asked
+            self.child_asked = None
+            state = answer.result()
+            if state is None:  # keys only grow: it stays too big
+                self.child_big, self.child_state = True, None
+            else:
+                self.child_state = (at, state)
+        if self.child_asked is None and not self.child_big:
+            self.child_asked = (dict(self.pos), self.child.ask_state(most))
+        return self.child_state if self.child_state else (self.pos, None)
 
     def _group_problem(self) -> str | None:
         """Why the lag says nothing: the group does not exist, or nobody consumes."""
@@ -285,7 +349,9 @@ class _CheckRun:
             return f"consumer group {group} has no members{had}"
         return None
 
-    def _report(self, window_read: bool, elapsed_s: float) -> KafkaOrderReport:
+    def _report(
+        self, found: KafkaOrderReport, window_read: bool, elapsed_s: float
+    ) -> KafkaOrderReport:
         latest = self.latest
         final = latest.total_lag if latest else self.baseline
         since = self.check.recovered_at or self.started_at
@@ -308,7 +374,7 @@ class _CheckRun:
             and latest.group_members == 0,
         )
         notes = [] if window_read else ["the window was not read to its end by the deadline"]
-        return self.checker.report().model_copy(
+        return found.model_copy(
             update={
                 "lag": lag,
                 "window_end": to_rows(self.window),
