@@ -34,6 +34,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,32 +69,30 @@ async def fault_round(
     """inject -> confirmed -> recovered through the backend; seconds, phases recorded."""
     spec = {"duration": "5m", "target": {"namespace": ns, "mode": "all"}, **FAULTS[kind]}
     req = request(ns, spec, step=step)
-    deadline = time.monotonic() + 60 + n * 0.5
+    budget_s = 60 + n * 0.5
     t0 = time.perf_counter()
     await backend.inject(req)
     t1 = time.perf_counter()
-    while True:
-        try:
-            await backend.confirm(req)
-            break
-        except NotYet:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(POLL_S)
+    await _until_done(lambda: backend.confirm(req), budget_s)
     t2 = time.perf_counter()
-    deadline = time.monotonic() + 60 + n * 0.5
-    while True:  # as the workflow does: a recover still in progress is tried again
-        try:
-            await backend.recover(req)
-            break
-        except NotYet:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(POLL_S)
+    await _until_done(lambda: backend.recover(req), budget_s)  # as the workflow retries it
     t3 = time.perf_counter()
     for name, took in (("inject", t1 - t0), ("confirm", t2 - t1), ("recover", t3 - t2)):
         phases.setdefault(name, []).append(took)
     return t3 - t0
+
+
+async def _until_done(call: Callable[[], Awaitable[Any]], budget_s: float) -> None:
+    """Call again every POLL_S while it answers NotYet, for at most ``budget_s``."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        try:
+            await call()
+            return
+        except NotYet:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(POLL_S)
 
 
 async def api_round(api: client.ApiClient, ns: str) -> float:

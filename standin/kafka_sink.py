@@ -34,7 +34,7 @@ KAFKAJS_RETRIES = 5
 
 def kafkajs_backoff_s(retry: int) -> float:
     """The wait before retry ``retry`` (0-based), as kafkajs computes it by default."""
-    base = min(30.0, 0.3 * 2**retry)
+    base = min(30.0, 0.3 * 2.0**retry)
     return base * random.uniform(0.8, 1.2)
 
 
