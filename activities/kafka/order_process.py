@@ -230,9 +230,10 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         if kind == "batch":
             assert checker is not None
             _, topic, partition, window_end, offsets, keys, values = message
-            feed = checker.feed
-            for offset, key, value in zip(offsets, keys, values, strict=True):
-                feed(topic, partition, offset, key, value, offset < window_end)
+            # The batch loop, as the parent's `feed_batch` does: one record at a time through
+            # `feed` would bind its lookups again for every record.
+            rows = zip(offsets, keys, values, strict=True)
+            checker.feed_rows(topic, partition, rows, window_end)
             continue
         if kind == "init":
             checker = EventOrderChecker(message[1], message[2])
