@@ -127,9 +127,12 @@ class EventOrderChecker:
                     ev = parse(value)  # type: ignore[arg-type]  # None: TypeError, counted
                     etype, gid, eid = ev["eventType"], ev["goalRunId"], ev["eventId"]
                     ts = ev["timestamp"]
-                    if type(gid) is not str or type(eid) is not str or type(ts) is not str:
-                        raise TypeError("goalRunId, eventId and timestamp must be strings")
-                    if not ts:
+                    if (
+                        type(gid) is not str
+                        or type(eid) is not str
+                        or type(ts) is not str
+                        or not ts
+                    ):
                         raise TypeError("goalRunId, eventId and timestamp must be strings")
                     if etype in step_types:
                         step_no = ev["stepNumber"]
