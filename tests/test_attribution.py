@@ -29,7 +29,7 @@ from models.scenario import ScenarioInput
 from tests.support.scenario_runs import pod_kill, scenario
 from tests.support.standins import HealthyProbes, MarkerBackend
 from worker import build_worker
-from workflows import names
+from workflows import names, policies
 from workflows.scenario import ChaosScenarioWorkflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,6 +43,28 @@ class BrokenHoldProbes(HealthyProbes):
         raise ApplicationError(
             "visibility store unreachable", type="ProbeBroken", non_retryable=True
         )
+
+
+class WorkerLostHoldProbes(HealthyProbes):
+    """Healthy probes whose first hold probe is lost with its worker.
+
+    Its first attempts fail fast (a dependency blip, retried); the last one stops
+    heartbeating, as one on a SIGKILLed worker does, until Temporal times it out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts: list[int] = []
+
+    @activity.defn(name=names.PROBE_HOLD)
+    async def probe_hold(self, probe: HoldProbeInput) -> HoldProbe:
+        attempt = activity.info().attempt
+        self.attempts.append(attempt)
+        if len(self.attempts) < policies.PROBE_RETRY.maximum_attempts:
+            raise ApplicationError("visibility store blipped", type="ProbeBlip")
+        if len(self.attempts) == policies.PROBE_RETRY.maximum_attempts:
+            await asyncio.sleep(policies.PROBE_HEARTBEAT.total_seconds() + 3)
+        return await super().probe_hold(probe)
 
 
 class StuckBackend(MarkerBackend):
@@ -100,6 +122,18 @@ async def test_a_probe_failing_during_the_hold_is_not_called_an_injection_failur
     assert "injection failed" not in fault.reason
     assert fault.record and fault.record.status.value == "recovered"
     assert backend.injected() == []
+
+
+async def test_a_probe_lost_with_its_worker_is_run_again_not_called_the_systems_failure(
+    client: Client, tmp_path: Path
+) -> None:
+    probes = WorkerLostHoldProbes()
+    report = await _run(client, MarkerBackend(tmp_path / "faults"), probes, _one("3s"))
+    (fault,) = report.faults()
+    assert fault.verdict is Verdict.PASS, fault.reason
+    # Its attempts ran out on the lost worker; the probe was then run again, from attempt 1.
+    last = policies.PROBE_RETRY.maximum_attempts
+    assert probes.attempts[: last + 1] == [*range(1, last + 1), 1], probes.attempts
 
 
 async def test_a_rejected_injection_is_named_as_such(client: Client, tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from models.judge import judge_fault
@@ -29,19 +31,45 @@ with workflow.unsafe.imports_passed_through():
     from workflows import names, policies
 
 T = TypeVar("T")
+#: A probe whose last attempt was lost with its worker is run again (was: that was its failure).
+WORKER_LOSS_PATCH = "probe-outlives-worker-loss"
+#: Times a probe is run again after its worker was lost: each run has its own attempts, so a
+#: worker restarted over and over during one probe is ridden out, a probe that hangs is not.
+MAX_WORKER_LOSSES = 3
 
 
 async def probe(name: str, arg: object, result_type: type[T], verification: Verification) -> T:
-    """Run a verification activity: heartbeating, bounded by the settle window."""
-    return await workflow.execute_activity(
-        name,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=verification.settle + timedelta(minutes=1),
-        heartbeat_timeout=policies.PROBE_HEARTBEAT,
-        retry_policy=policies.PROBE_RETRY,
-        summary=name.replace("_", " "),
-    )
+    """Run a verification activity: heartbeating, bounded by the settle window.
+
+    A heartbeat timeout means the worker running it died (SIGKILL, pod evicted): that says
+    nothing about the system under test, so the probe is run again rather than failed, a few
+    times; a probe that fails for itself fails after its retries as before.
+    """
+    losses = 0
+    while True:
+        try:
+            return await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=verification.settle + timedelta(minutes=1),
+                heartbeat_timeout=policies.PROBE_HEARTBEAT,
+                retry_policy=policies.PROBE_RETRY,
+                summary=name.replace("_", " "),
+            )
+        except ActivityError as error:
+            if not _worker_lost(error) or losses >= MAX_WORKER_LOSSES:
+                raise
+            if not workflow.patched(WORKER_LOSS_PATCH):
+                raise
+            losses += 1
+            workflow.logger.warning("%s lost with its worker; running it again", name)
+
+
+def _worker_lost(error: ActivityError) -> bool:
+    """Whether the activity's last attempt stopped heartbeating: its worker is gone."""
+    cause = error.cause
+    return isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.HEARTBEAT
 
 
 async def kafka_positions(ctx: ProbeContext) -> KafkaPositions | None:
