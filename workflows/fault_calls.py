@@ -58,9 +58,9 @@ async def probe(name: str, arg: object, result_type: type[T], verification: Veri
                 summary=name.replace("_", " "),
             )
         except ActivityError as error:
-            if not _worker_lost(error) or losses >= MAX_WORKER_LOSSES:
-                raise
-            if not workflow.patched(WORKER_LOSS_PATCH):
+            # patched() last: its marker is recorded only where a probe is run again.
+            lost = losses < MAX_WORKER_LOSSES and _worker_lost(error)
+            if not lost or not workflow.patched(WORKER_LOSS_PATCH):
                 raise
             losses += 1
             workflow.logger.warning("%s lost with its worker; running it again", name)
